@@ -1,0 +1,71 @@
+# recpipe: `make demo` runs the nightly retrain end to end on embedded defaults; `make test` runs the tests.
+# Both create .venv (Python 3.11) and install the pinned environment on first use.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export RECPIPE_HOME := $(CURDIR)
+export PATH := $(BIN):$(PATH)
+export PYSPARK_PYTHON := $(BIN)/python
+export AIRFLOW_HOME := $(CURDIR)/var/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/var/airflow/airflow.db
+export AIRFLOW_CONN_SPARK_DEFAULT := {"conn_type": "spark", "host": "local[*]"}
+export AIRFLOW_PORT ?= 8793
+export AIRFLOW__API__PORT := $(AIRFLOW_PORT)
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:$(AIRFLOW_PORT)/execution/
+export MLFLOW_PORT ?= 5000
+export GIT_PYTHON_REFRESH := quiet
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+export TF_CPP_MIN_LOG_LEVEL := 3
+export TF_ENABLE_ONEDNN_OPTS := 0
+
+.PHONY: install check-java demo test lint airflow-init airflow-ui mlflow-ui constraints clean
+
+install: $(STAMP)
+
+check-java:
+	@scripts/check_java.sh
+
+$(STAMP): constraints.txt setup.cfg pyproject.toml | check-java
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	# The Spark provider without its pyspark-client dependency: the full pyspark above provides that client.
+	$(BIN)/pip install -q -c constraints.txt --no-deps apache-airflow-providers-apache-spark
+	@touch $@
+
+airflow-init: $(STAMP)
+	@mkdir -p $(AIRFLOW_HOME)
+	@airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+	@airflow pools set gpu 1 "GPU slots for training, evaluation and indexing" > /dev/null
+
+demo: $(STAMP) airflow-init
+	@scripts/demo.sh
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+airflow-ui: $(STAMP) airflow-init
+	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT); the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	airflow standalone
+
+mlflow-ui: $(STAMP)
+	@echo "MLflow UI on http://localhost:$(MLFLOW_PORT)"
+	mlflow server --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db --default-artifact-root $(CURDIR)/var/mlflow/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+constraints: $(STAMP)
+	{ echo "# Exact versions of every package in the recpipe environment (Python 3.11), from pip freeze."; \
+	  echo "# Regenerate after changing setup.cfg: make constraints"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -viE '^(recpipe|pyspark-client)=='; } > constraints.txt
+
+clean:
+	rm -rf var

@@ -1,0 +1,120 @@
+"""nightly_retrain: one day's retrain of every recall and ranking model, gated, then promoted.
+
+wait for raw/events/ds=D/_SUCCESS -> validate raw (GX) -> Spark: stage events -> sessions ->
+item2vec samples + ranking samples -> validate features (GX) -> per model, in the ``gpu`` pool:
+train -> (index) -> evaluate champion on the same eval set -> gate -> promote -> summary.
+Every task reads its own day's partitions and overwrites its own, so reruns and backfills are idempotent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime, timedelta
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import PokeReturnValue, chain, dag, task
+
+SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.ui.showConsoleProgress": "false"}
+RECALL_MODELS = ("item2vec",)
+RANKING_MODELS = ("wide_deep",)
+
+
+def _spark_job(name: str) -> SparkSubmitOperator:
+    spec = importlib.util.find_spec(f"spark_jobs.{name}")
+    if spec is None or spec.origin is None:
+        raise ImportError(f"spark job module spark_jobs.{name} is not installed")
+    return SparkSubmitOperator(
+        task_id=name,
+        application=spec.origin,
+        application_args=["--ds", "{{ ds }}"],
+        conn_id="spark_default",
+        name=f"recpipe-{name}-{{{{ ds }}}}",
+        conf=SPARK_CONF,
+    )
+
+
+@dag(
+    dag_id="nightly_retrain",
+    schedule="@daily",
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "recpipe", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    tags=["recpipe", "nightly", "training"],
+    doc_md=__doc__,
+)
+def nightly_retrain():
+    @task.sensor(mode="reschedule", poke_interval=300, timeout=6 * 3600)
+    def wait_for_raw_events(ds: str | None = None) -> PokeReturnValue:
+        from recpipe.pipeline import raw_ready
+
+        return PokeReturnValue(is_done=raw_ready(ds))
+
+    @task(retries=0)
+    def validate_raw(ds: str | None = None) -> dict:
+        from recpipe.pipeline import check_data
+
+        return check_data("raw_events", ds)
+
+    @task(retries=0)
+    def validate_features(ds: str | None = None) -> list[dict]:
+        from recpipe.pipeline import check_data
+
+        return [check_data("ranking_samples", ds), check_data("item2vec_pairs", ds)]
+
+    @task(pool="gpu")
+    def train(model: str, ds: str | None = None, run_id: str | None = None) -> dict:
+        from recpipe.pipeline import train as do_train
+
+        return do_train(model, ds, run_id)
+
+    @task(pool="gpu")
+    def build_index(model: str, trained: dict, ds: str | None = None) -> dict:
+        from recpipe.pipeline import build_index as do_build
+
+        return do_build(model, ds, trained)
+
+    @task(pool="gpu")
+    def evaluate(model: str, trained: dict, ds: str | None = None) -> dict:
+        from recpipe.pipeline import evaluate_champion
+
+        return evaluate_champion(model, ds, trained)
+
+    @task
+    def gate(model: str, trained: dict) -> dict:
+        from recpipe.pipeline import gate as do_gate
+
+        return do_gate(model, trained)
+
+    @task
+    def promote(model: str, verdict: dict) -> dict:
+        from recpipe.pipeline import promote as do_promote
+
+        return do_promote(model, verdict)
+
+    @task
+    def summary(ds: str | None = None, run_id: str | None = None) -> str:
+        from recpipe.pipeline import write_summary
+
+        return write_summary(ds, run_id)
+
+    features = validate_features()
+    chain(
+        wait_for_raw_events(), validate_raw(), _spark_job("stage_events"), _spark_job("sessions"),
+        [_spark_job("item2vec_samples"), _spark_job("ranking_samples")], features,
+    )
+    outcomes = []
+    for model in RECALL_MODELS + RANKING_MODELS:
+        trained = train.override(task_id=f"train_{model}")(model)
+        features >> trained
+        ready = [trained]
+        if model in RECALL_MODELS:
+            ready.append(build_index.override(task_id=f"build_index_{model}")(model, trained))
+        evaluated = evaluate.override(task_id=f"evaluate_{model}")(model, trained)
+        verdict = gate.override(task_id=f"gate_{model}")(model, trained)
+        chain(ready, evaluated, verdict)
+        outcomes.append(promote.override(task_id=f"promote_{model}")(model, verdict))
+    chain(outcomes, summary())
+
+
+nightly_retrain()

@@ -1,0 +1,111 @@
+"""The ``recpipe`` command line.
+
+    recpipe generate --days N --users U --items I --seed S --lake PATH [--start YYYY-MM-DD]
+    recpipe etl --start D1 --end D2          stage events and sessions for a range of days (history)
+    recpipe summary --ds D [--json]          what the nightly run of day D trained, gated and promoted
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from recpipe import lake
+from recpipe.config import ConfigError, load_config
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from recpipe import synthetic
+
+    root = args.lake or load_config(args.config).lake_root
+    days = synthetic.generate(root, days=args.days, users=args.users, items=args.items, seed=args.seed, start=args.start)
+    print(f"wrote {len(days)} days {days[0]}..{days[-1]} of raw events, snapshots and oracle files under {root}")
+    return 0
+
+
+def _etl(args: argparse.Namespace) -> int:
+    from spark_jobs import sessions, stage_events
+    from spark_jobs.common import spark_session
+
+    cfg = load_config(args.config)
+    days = lake.day_range(args.start, args.end)
+    spark = spark_session("recpipe-etl-history")
+    try:
+        for ds in days:
+            stage_events.run(spark, cfg, ds)
+            print(sessions.run(spark, cfg, ds))
+    finally:
+        spark.stop()
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from recpipe.pipeline import summarize
+
+    rows = summarize(args.ds)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no training runs found for ds={args.ds}")
+        return 1
+    print(f"nightly_retrain ds={args.ds}")
+    for row in rows:
+        m = row["metrics"]
+        keys = ["recall_at_50", "hr_at_50"] if "recall_at_50" in m else ["auc", "logloss"]
+        refs = ["popularity_recall_at_50", "oracle_recall_at_50", "index_recall_at_50"] if "recall_at_50" in m else ["oracle_auc"]
+        print(f"\n  {row['model']}  v{row['version']}" + (f" (index v{row['index_version']})" if row["index_version"] else ""))
+        for k in keys:
+            champ = m.get(f"champion_{k}")
+            print(f"    {k:<24} challenger {_fmt(m.get(k))}   champion {_fmt(champ)}")
+        for k in refs:
+            print(f"    {k:<24} {_fmt(m.get(k))}")
+        champion = row["champion_version"]
+        print(f"    champion before run      {'none (first run)' if champion == 'none' else 'v' + str(champion)}")
+        print(f"    gate                     {'PASSED' if row['gate_passed'] == 'true' else 'FAILED'}: {row['gate_reasons']}")
+        print(f"    promoted                 {'yes: alias champion -> v' + str(row['version']) if row['promoted'] == 'true' else 'no'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recpipe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help="config YAML (default: $RECPIPE_CONFIG or the embedded one)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="write synthetic classifieds click logs into the lake")
+    gen.add_argument("--days", type=int, required=True)
+    gen.add_argument("--users", type=int, default=2000)
+    gen.add_argument("--items", type=int, default=1000)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--start", default="2026-11-01", help="first day, YYYY-MM-DD")
+    gen.add_argument("--lake", default=None, help="lake root (default: the config's lake_root)")
+    gen.set_defaults(func=_generate)
+    etl = sub.add_parser("etl", help="stage events and sessions for a range of days (builds the history window)")
+    etl.add_argument("--start", required=True)
+    etl.add_argument("--end", required=True)
+    etl.set_defaults(func=_etl)
+    summ = sub.add_parser("summary", help="print what the nightly run of a day did")
+    summ.add_argument("--ds", required=True)
+    summ.add_argument("--json", action="store_true")
+    summ.set_defaults(func=_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if getattr(args, "ds", None):
+            lake.parse_ds(args.ds)
+        return args.func(args)
+    except (ConfigError, ValueError, lake.LakeError) as exc:
+        print(f"recpipe {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Typed configuration: frozen keyword-only dataclasses loaded from one YAML file per environment.
+
+Unknown keys are an error, so a misspelt setting fails loudly instead of being ignored.
+String values may reference environment variables as ``${NAME}``; ``RECPIPE_HOME`` defaults to the
+repository root so the embedded defaults work from a fresh clone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = PACKAGE_DIR / "conf" / "local.yaml"
+CONFIG_ENV = "RECPIPE_CONFIG"
+HOME_ENV = "RECPIPE_HOME"
+
+
+class ConfigError(ValueError):
+    """The configuration file or a value in it is invalid."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EtlConfig:
+    """Spark ETL settings."""
+
+    lookback_days: int = 3
+    session_gap_minutes: int = 30
+    max_session_minutes: int = 1440
+    skipgram_window: int = 2
+    negatives_city: int = 2
+    negatives_global: int = 2
+    history_max_len: int = 50
+    ctr_smoothing_clicks: float = 1.0
+    ctr_smoothing_exposures: float = 20.0
+    seed: int = 7
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Item2VecConfig:
+    """Item2Vec skip-gram settings."""
+
+    embedding_dim: int = 32
+    epochs: int = 2
+    batch_size: int = 1024
+    learning_rate: float = 0.01
+    top_k: int = 50
+    seed: int = 11
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WideDeepConfig:
+    """Wide&Deep settings."""
+
+    embedding_dim: int = 8
+    hidden_units: tuple[int, ...] = (64, 32)
+    cross_bins: int = 1024
+    dropout: float = 0.1
+    epochs: int = 2
+    batch_size: int = 512
+    learning_rate: float = 0.002
+    seed: int = 13
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IndexConfig:
+    """FAISS index settings."""
+
+    factory: str = "IVF16,Flat"
+    nprobe: int = 4
+    top_k: int = 50
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GateConfig:
+    """Metric gate thresholds: absolute floors and maximum regressions against the champion."""
+
+    min_auc: float = 0.55
+    max_auc_regression: float = 0.01
+    min_recall_at_50: float = 0.05
+    max_recall_regression: float = 0.02
+    min_index_recall_at_50: float = 0.9
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ValidationConfig:
+    """Data check settings."""
+
+    min_raw_rows: int = 100
+    min_feature_rows: int = 100
+    max_null_fraction: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole resolved configuration of one environment."""
+
+    lake_root: str
+    mlflow_tracking_uri: str
+    mlflow_artifact_root: str
+    mlflow_experiment: str = "recpipe-nightly"
+    registry_prefix: str = "recpipe"
+    etl: EtlConfig = dataclasses.field(default_factory=EtlConfig)
+    item2vec: Item2VecConfig = dataclasses.field(default_factory=Item2VecConfig)
+    wide_deep: WideDeepConfig = dataclasses.field(default_factory=WideDeepConfig)
+    index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
+    gates: GateConfig = dataclasses.field(default_factory=GateConfig)
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
+
+    def flat(self) -> dict[str, Any]:
+        """Flattened ``section.key -> value`` view, used to log the resolved config as params."""
+        return _flatten(dataclasses.asdict(self))
+
+    def replace(self, **changes: Any) -> Config:
+        """Copy with top-level fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: str, where: str) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == HOME_ENV:
+            return os.environ.get(HOME_ENV) or str(PACKAGE_DIR.parent)
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable ${{{name}}} is not set")
+        return os.environ[name]
+
+    return _VAR.sub(sub, value)
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, received {type(raw).__name__}: {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; expected some of {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in raw.items():
+        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, received {value!r}")
+        return tuple(_coerce(item_type, v, f"{where}[]") for v in value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, received {value!r}")
+        return _expand(value, where)
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is bool and isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, received {value!r}")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate a config file (default: ``$RECPIPE_CONFIG``, else the embedded local one).
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or holds unknown keys or wrong types.
+    """
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return _build(Config, raw, str(path))

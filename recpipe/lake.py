@@ -1,0 +1,102 @@
+"""Lake paths and partition checks.
+
+The lake is one root URI (a local directory, ``hdfs://`` or ``s3a://``). Every dataset lives under
+``<root>/<dataset>/ds=YYYY-MM-DD/``. File-system access goes through ``pyarrow.fs`` so the same code
+reads a local disk and HDFS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import PurePosixPath
+
+from recpipe.contracts import Contract
+
+SUCCESS = "_SUCCESS"
+_DS = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class LakeError(RuntimeError):
+    """A partition is missing, incomplete or outside the lake."""
+
+
+def parse_ds(ds: str) -> dt.date:
+    """Parse a ``YYYY-MM-DD`` day string, with an error naming the bad value."""
+    if not isinstance(ds, str) or not _DS.match(ds):
+        raise ValueError(f"ds must look like YYYY-MM-DD, received {ds!r}")
+    try:
+        return dt.date.fromisoformat(ds)
+    except ValueError:
+        raise ValueError(f"ds is not a real calendar day: {ds!r}") from None
+
+
+def shift_ds(ds: str, days: int) -> str:
+    """The day ``days`` after ``ds`` (negative: before)."""
+    return (parse_ds(ds) + dt.timedelta(days=days)).isoformat()
+
+
+def day_range(start: str, end: str) -> list[str]:
+    """All days from ``start`` to ``end`` inclusive."""
+    first, last = parse_ds(start), parse_ds(end)
+    if last < first:
+        raise ValueError(f"end day {end} is before start day {start}")
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def day_bounds_ms(ds: str) -> tuple[int, int]:
+    """UTC epoch milliseconds of the day's start (inclusive) and end (exclusive)."""
+    start = dt.datetime.combine(parse_ds(ds), dt.time(), tzinfo=dt.timezone.utc)
+    ms = int(start.timestamp() * 1000)
+    return ms, ms + 86_400_000
+
+
+def _dataset_name(dataset: Contract | str) -> str:
+    name = dataset.name if isinstance(dataset, Contract) else dataset
+    if not name or name.startswith("/") or ".." in PurePosixPath(name).parts:
+        raise LakeError(f"dataset name must be a relative path inside the lake, received {name!r}")
+    return name
+
+
+def dataset_uri(root: str, dataset: Contract | str) -> str:
+    """URI of a dataset directory under the lake root."""
+    return f"{root.rstrip('/')}/{_dataset_name(dataset)}"
+
+
+def partition_uri(root: str, dataset: Contract | str, ds: str) -> str:
+    """URI of one day's partition of a dataset."""
+    parse_ds(ds)
+    return f"{dataset_uri(root, dataset)}/ds={ds}"
+
+
+def _fs(uri: str):
+    from pyarrow import fs
+
+    return fs.FileSystem.from_uri(uri)
+
+
+def partition_ready(root: str, dataset: Contract | str, ds: str) -> bool:
+    """True when the partition exists and holds its ``_SUCCESS`` marker."""
+    from pyarrow import fs
+
+    filesystem, path = _fs(partition_uri(root, dataset, ds))
+    return filesystem.get_file_info(f"{path}/{SUCCESS}").type == fs.FileType.File
+
+
+def require_partitions(root: str, dataset: Contract | str, days: list[str]) -> None:
+    """Raise ``LakeError`` naming every day of ``days`` whose partition is not complete."""
+    missing = [ds for ds in days if not partition_ready(root, dataset, ds)]
+    if missing:
+        where = dataset_uri(root, dataset)
+        raise LakeError(
+            f"{where}: partitions missing or without {SUCCESS}: {', '.join(f'ds={d}' for d in missing)}"
+        )
+
+
+def local_path(uri: str) -> str:
+    """Plain local path of a ``file://`` or bare-path URI (for libraries that only read local files)."""
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    if "://" in uri:
+        raise LakeError(f"expected a local path, received {uri!r}")
+    return uri

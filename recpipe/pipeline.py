@@ -1,0 +1,99 @@
+"""What each task of the nightly DAG does, one function per task, so DAG files stay wiring only.
+
+Heavy libraries are imported inside the functions: importing this module costs nothing at DAG parse
+time. GPU-pool steps (train, evaluate, index) run as subprocesses through ``recpipe.runner``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from recpipe import contracts, lake, tracking
+from recpipe.config import load_config
+from recpipe.runner import run_step
+
+log = logging.getLogger(__name__)
+
+
+def raw_ready(ds: str) -> bool:
+    """Whether day ``ds``'s raw events partition is complete (its ``_SUCCESS`` marker exists)."""
+    cfg = load_config()
+    ready = lake.partition_ready(cfg.lake_root, contracts.RAW_EVENTS, ds)
+    if not ready:
+        log.info("waiting for %s/_SUCCESS", lake.partition_uri(cfg.lake_root, contracts.RAW_EVENTS, ds))
+    return ready
+
+
+def check_data(suite: str, ds: str) -> dict:
+    """Run a data check suite on day ``ds``; raises ``DataCheckFailed`` when it fails."""
+    from validation.data_checks import check_partition
+
+    return check_partition(suite, load_config(), ds)
+
+
+def train(model: str, ds: str, run_id: str) -> dict:
+    """Train, evaluate on the eval split, log and register one model (subprocess)."""
+    return run_step("training.train", ["--model", model, "--ds", ds, "--airflow-run-id", run_id])
+
+
+def build_index(model: str, ds: str, trained: dict) -> dict:
+    """Build, measure and register the FAISS index over a recall model's item vectors (subprocess)."""
+    return run_step("indexing.build", ["--model", model, "--ds", ds, "--run-id", trained["run_id"]])
+
+
+def evaluate_champion(model: str, ds: str, trained: dict) -> dict:
+    """Evaluate the current champion on the same eval set; metrics go into the challenger's run."""
+    return run_step("training.evaluate", ["--model", model, "--ds", ds, "--run-id", trained["run_id"]])
+
+
+def gate(model: str, trained: dict) -> dict:
+    """The gate verdict of a challenger run."""
+    from indexing.promote import decide
+
+    return decide(model, load_config(), trained["run_id"])
+
+
+def promote(model: str, verdict: dict) -> dict:
+    """Promote the release if its gate passed."""
+    from indexing.promote import promote as do_promote
+
+    return do_promote(model, load_config(), verdict)
+
+
+def write_summary(ds: str, run_id: str) -> str:
+    """Write the run's summary (per model: metrics, champion, verdict, promotion) into the lake."""
+    from pyarrow import fs
+
+    cfg = load_config()
+    summary = {"ds": ds, "airflow_run_id": run_id, "models": summarize(ds)}
+    uri = lake.partition_uri(cfg.lake_root, "reports/nightly", ds)
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    filesystem.create_dir(path, recursive=True)
+    with filesystem.open_output_stream(f"{path}/summary.json") as out:
+        out.write(json.dumps(summary, indent=2).encode("utf-8"))
+    return uri
+
+
+def summarize(ds: str) -> list[dict]:
+    """Per model, the newest training run of day ``ds``: metrics, champion's metrics, verdict, promotion."""
+    import mlflow
+
+    cfg = load_config()
+    tracking.setup(cfg)
+    out = []
+    for model in tracking.MODELS:
+        runs = mlflow.search_runs(
+            filter_string=f"tags.ds = '{ds}' and tags.model = '{model}' and tags.stage = 'train'",
+            order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+        )
+        if not runs:
+            continue
+        run = runs[0]
+        out.append({
+            "model": model, "run_id": run.info.run_id, "version": run.data.tags.get("model_version"),
+            "index_version": run.data.tags.get("index_version"), "champion_version": run.data.tags.get("champion_version"),
+            "gate_passed": run.data.tags.get("gate_passed"), "gate_reasons": run.data.tags.get("gate_reasons"),
+            "promoted": run.data.tags.get("promoted"), "metrics": dict(sorted(run.data.metrics.items())),
+        })
+    return out

@@ -1,0 +1,82 @@
+"""MLflow conventions: tracking set-up, registered model names, run lookup. MLflow is imported lazily."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from recpipe.config import Config
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+RECALL_MODELS = ("item2vec",)
+RANKING_MODELS = ("wide_deep",)
+MODELS = RECALL_MODELS + RANKING_MODELS
+
+
+def model_name(cfg: Config, model: str) -> str:
+    """Registered model name of a model, e.g. ``recpipe-item2vec``."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {list(MODELS)}")
+    return f"{cfg.registry_prefix}-{model}"
+
+
+def index_name(cfg: Config, model: str) -> str:
+    """Registered model name of a recall model's FAISS index, e.g. ``recpipe-item2vec-index``."""
+    if model not in RECALL_MODELS:
+        raise ValueError(f"model {model!r} has no index; recall models are {list(RECALL_MODELS)}")
+    return f"{model_name(cfg, model)}-index"
+
+
+def setup(cfg: Config) -> str:
+    """Point MLflow at the configured tracking URI and experiment (created if missing); return its id."""
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import mlflow
+
+    uri = cfg.mlflow_tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(cfg.mlflow_experiment)
+    if experiment is None:
+        location = cfg.mlflow_artifact_root
+        if "://" not in location:
+            Path(location).mkdir(parents=True, exist_ok=True)
+            location = Path(location).resolve().as_uri()
+        try:
+            experiment_id = client.create_experiment(cfg.mlflow_experiment, artifact_location=f"{location}/{cfg.mlflow_experiment}")
+        except mlflow.exceptions.MlflowException:  # created concurrently by another task
+            experiment_id = client.get_experiment_by_name(cfg.mlflow_experiment).experiment_id
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def alias_version(cfg: Config, registered: str, alias: str = CHAMPION) -> Any | None:
+    """The model version holding ``alias``, or None when no version holds it yet."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        return client.get_model_version_by_alias(registered, alias)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def ensure_registered_model(registered: str, description: str) -> None:
+    """Create the registered model if it does not exist yet."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        client.get_registered_model(registered)
+    except mlflow.exceptions.MlflowException:
+        try:
+            client.create_registered_model(registered, description=description)
+        except mlflow.exceptions.MlflowException:  # created concurrently
+            client.get_registered_model(registered)

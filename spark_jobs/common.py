@@ -1,0 +1,74 @@
+"""Shared Spark I/O: sessions, reading a partition, overwriting exactly one partition, job arguments."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recpipe import lake
+from recpipe.config import Config, load_config
+from recpipe.contracts import Contract
+
+log = logging.getLogger(__name__)
+
+
+def spark_session(app_name: str) -> SparkSession:
+    """The job's SparkSession; master and resources come from spark-submit (or ``local[*]``)."""
+    builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def read_json_partition(spark: SparkSession, root: str, contract: Contract, ds: str) -> DataFrame:
+    """Read a raw JSON-lines partition with the contract's schema; fails if it is not complete."""
+    lake.require_partitions(root, contract, [ds])
+    return spark.read.schema(contract.spark_ddl()).json(lake.partition_uri(root, contract, ds))
+
+
+def read_partition(spark: SparkSession, root: str, contract: Contract, ds: str) -> DataFrame:
+    """Read one Parquet partition, checking its marker and the contract's columns."""
+    lake.require_partitions(root, contract, [ds])
+    df = spark.read.parquet(lake.partition_uri(root, contract, ds))
+    missing = [c for c in contract.columns if c not in df.columns]
+    if missing:
+        raise lake.LakeError(f"{lake.partition_uri(root, contract, ds)}: columns {missing} missing; found {df.columns}")
+    return df.select(*contract.columns)
+
+
+def read_days(spark: SparkSession, root: str, contract: Contract, days: Sequence[str]) -> DataFrame:
+    """Union of several Parquet partitions with a ``ds`` column; every day must be complete."""
+    lake.require_partitions(root, contract, list(days))
+    frames = [read_partition(spark, root, contract, ds).withColumn("ds", F.lit(ds)) for ds in days]
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    return out
+
+
+def write_partition(df: DataFrame, root: str, contract: Contract, ds: str) -> str:
+    """Overwrite exactly one partition (Spark's commit protocol writes ``_SUCCESS`` last)."""
+    uri = lake.partition_uri(root, contract, ds)
+    df.select(*contract.columns).write.mode("overwrite").parquet(uri)
+    log.info("wrote %s", uri)
+    return uri
+
+
+def job_main(description: str, run: Callable[[SparkSession, Config, str], str], argv: Sequence[str] | None = None) -> None:
+    """Common ``main()``: parse ``--ds`` and ``--config``, run the job, print the output URI."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--ds", required=True, help="the day to process, YYYY-MM-DD")
+    parser.add_argument("--config", default=None, help="config YAML (default: $RECPIPE_CONFIG or embedded)")
+    args = parser.parse_args(argv)
+    lake.parse_ds(args.ds)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config)
+    spark = spark_session(f"recpipe-{run.__module__.rsplit('.', 1)[-1]}-{args.ds}")
+    try:
+        print(run(spark, cfg, args.ds))
+    finally:
+        spark.stop()

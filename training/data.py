@@ -1,0 +1,31 @@
+"""Reading training sets from the lake into NumPy (through pyarrow, so HDFS and local disks both work)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from recpipe import lake
+from recpipe.contracts import Contract
+
+
+def read_table(root: str, contract: Contract, ds: str, columns: list[str] | None = None, filter_expr=None):
+    """The partition as a pyarrow Table; fails with the partition named when it is not complete.
+
+    Raw snapshots and oracle files are JSON lines (``raw/`` and ``oracle/`` datasets), the rest Parquet.
+    """
+    lake.require_partitions(root, contract, [ds])
+    filesystem, path = pafs.FileSystem.from_uri(lake.partition_uri(root, contract, ds))
+    fmt = "json" if contract.name.startswith(("raw/", "oracle/")) else "parquet"
+    dataset = pads.dataset(path, filesystem=filesystem, format=fmt)
+    return dataset.to_table(columns=columns or contract.columns, filter=filter_expr)
+
+
+def to_numpy(table) -> dict[str, np.ndarray]:
+    """Column name -> NumPy array (list columns become object arrays of lists)."""
+    out = {}
+    for name in table.column_names:
+        col = table.column(name)
+        out[name] = np.asarray(col.to_pylist(), dtype=object) if str(col.type).startswith("list") else col.to_numpy()
+    return out

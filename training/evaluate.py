@@ -1,0 +1,68 @@
+"""Evaluate the current champion on the challenger's eval set and log its metrics beside the challenger's.
+
+Run as ``python -m training.evaluate --model wide_deep --ds D --run-id R``. Champion metrics go into the
+challenger's run as ``champion_<metric>``, so MLflow shows both side by side. The first run, with no
+champion, is tagged ``champion_version=none``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import mlflow  # noqa: E402
+
+import training.models.item2vec  # noqa: E402,F401  (registers the class for loading)
+import training.models.wide_deep  # noqa: E402,F401
+from recpipe import tracking  # noqa: E402
+from recpipe.config import Config, load_config  # noqa: E402
+from training import ranking, recall  # noqa: E402
+from recpipe.runner import RESULT_PREFIX  # noqa: E402
+from training.artifacts import load_item_vectors  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, dict[str, float] | None]:
+    """(champion version, its metrics on day ``ds``'s eval set), or (None, None) without a champion."""
+    registered = tracking.model_name(cfg, model_key)
+    version = tracking.alias_version(cfg, registered, tracking.CHAMPION)
+    if version is None:
+        return None, None
+    if model_key in tracking.RECALL_MODELS:
+        eval_set = recall.load_eval_set(cfg, ds)
+        return int(version.version), recall.evaluate_vectors(load_item_vectors(version.run_id), eval_set, cfg.item2vec.top_k)
+    model = mlflow.keras.load_model(f"models:/{registered}@{tracking.CHAMPION}")
+    return int(version.version), ranking.evaluate_model(model, ranking.load_split(cfg, ds, "eval"))
+
+
+def evaluate(model_key: str, cfg: Config, ds: str, run_id: str) -> dict:
+    """Evaluate the champion on ``ds`` and log the result into the challenger run ``run_id``."""
+    tracking.setup(cfg)
+    client = mlflow.MlflowClient()
+    version, metrics = champion_metrics(model_key, cfg, ds)
+    client.set_tag(run_id, "champion_version", "none" if version is None else str(version))
+    for name, value in (metrics or {}).items():
+        client.log_metric(run_id, f"champion_{name}", value)
+    return {"model": model_key, "ds": ds, "run_id": run_id, "champion_version": version, "champion_metrics": metrics}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, choices=sorted(tracking.MODELS))
+    parser.add_argument("--ds", required=True)
+    parser.add_argument("--run-id", required=True, help="the challenger's MLflow run")
+    parser.add_argument("--config", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result = evaluate(args.model, load_config(args.config), args.ds, args.run_id)
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The one training entry point: fit a model on day D's training set, evaluate it, log and register it.
+
+Run as ``python -m training.train --model item2vec --ds 2026-11-04``. The last line printed is
+``RECPIPE_RESULT {json}`` with the MLflow run id, the registered version and the metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import keras  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+
+from recpipe import lake, tracking  # noqa: E402
+from recpipe.config import Config, load_config  # noqa: E402
+from recpipe.runner import RESULT_PREFIX  # noqa: E402
+from training import ranking, recall  # noqa: E402
+from training.artifacts import log_item_vectors  # noqa: E402
+
+log = logging.getLogger(__name__)
+PIP_REQUIREMENTS = [f"keras=={keras.__version__}", f"tensorflow-cpu=={tf.__version__}"]
+
+
+def _log_history(history: dict[str, list[float]]) -> None:
+    for name, values in history.items():
+        for epoch, value in enumerate(values):
+            mlflow.log_metric(f"train_{name}", float(value), step=epoch)
+
+
+def _register(cfg: Config, model_key: str, model: keras.Model, sample: dict[str, np.ndarray], ds: str, run_id: str) -> int:
+    registered = tracking.model_name(cfg, model_key)
+    tracking.ensure_registered_model(registered, f"recpipe {model_key} model, retrained nightly")
+    preds = np.asarray(model.predict(sample, verbose=0))
+    info = mlflow.keras.log_model(
+        model,
+        name="model",
+        registered_model_name=registered,
+        pip_requirements=PIP_REQUIREMENTS,
+        signature=infer_signature(sample, preds),
+    )
+    version = int(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in {"ds": ds, "run_id": run_id, "model": model_key}.items():
+        client.set_model_version_tag(registered, str(version), key, value)
+    return version
+
+
+def train_item2vec(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
+    start = time.perf_counter()
+    model, history = recall.fit_item2vec(cfg, ds)
+    seconds = time.perf_counter() - start
+    _log_history(history)
+    eval_set = recall.load_eval_set(cfg, ds)
+    vectors = model.item_vectors()
+    k = cfg.item2vec.top_k
+    metrics = {
+        **recall.evaluate_vectors(vectors, eval_set, k),
+        **recall.reference_metrics(eval_set, k),
+        "eval_users": float(len(eval_set.user_ids)),
+        "train_seconds": seconds,
+    }
+    sample = {"target": np.arange(4, dtype=np.int64), "context": np.arange(1, 5, dtype=np.int64)}
+    version = _register(cfg, "item2vec", model, sample, ds, run_id)
+    log_item_vectors(vectors, version)
+    return version, metrics
+
+
+def train_wide_deep(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
+    start = time.perf_counter()
+    model, history = ranking.fit_wide_deep(cfg, ds)
+    seconds = time.perf_counter() - start
+    _log_history(history)
+    eval_split = ranking.load_split(cfg, ds, "eval")
+    metrics = {
+        **ranking.evaluate_model(model, eval_split),
+        **ranking.oracle_auc(cfg, ds, eval_split),
+        "eval_examples": float(len(eval_split.labels)),
+        "train_seconds": seconds,
+    }
+    sample = {name: values[:4] for name, values in eval_split.features.items()}
+    return _register(cfg, "wide_deep", model, sample, ds, run_id), metrics
+
+
+TRAINERS = {"item2vec": train_item2vec, "wide_deep": train_wide_deep}
+
+
+def train(model_key: str, cfg: Config, ds: str, *, airflow_run_id: str | None = None) -> dict:
+    """Fit, evaluate, log and register one model for day ``ds``; returns run id, version and metrics."""
+    if model_key not in TRAINERS:
+        raise ValueError(f"unknown model {model_key!r}; expected one of {sorted(TRAINERS)}")
+    lake.parse_ds(ds)
+    tracking.setup(cfg)
+    tags = {"model": model_key, "ds": ds, "stage": "train", "airflow_run_id": airflow_run_id or "manual"}
+    with mlflow.start_run(run_name=f"{model_key} ds={ds}", tags=tags) as run:
+        mlflow.log_params(cfg.flat())
+        mlflow.log_dict(json.loads(json.dumps(cfg.flat())), "config/resolved.json")
+        version, metrics = TRAINERS[model_key](cfg, ds, run.info.run_id)
+        mlflow.log_metrics(metrics)
+        mlflow.set_tag("model_version", str(version))
+        return {"model": model_key, "ds": ds, "run_id": run.info.run_id, "version": version, "metrics": metrics}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, choices=sorted(TRAINERS))
+    parser.add_argument("--ds", required=True, help="the day whose training set to use, YYYY-MM-DD")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--airflow-run-id", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result = train(args.model, load_config(args.config), args.ds, airflow_run_id=args.airflow_run_id)
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

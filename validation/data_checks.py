@@ -1,0 +1,157 @@
+"""Great Expectations suites built from the dataset contracts, run on one partition.
+
+Each check runs in its own ephemeral GX context (GX contexts are not thread-safe and refuse duplicate
+names). The full result is written as JSON and HTML under ``<lake>/reports/data_checks/<suite>/ds=D/``;
+a failure raises ``DataCheckFailed`` naming each failed expectation and where the report is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from recpipe import contracts, lake
+from recpipe.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class DataCheckFailed(RuntimeError):
+    """A partition failed its data checks."""
+
+
+def _expectations(contract: contracts.Contract):
+    import great_expectations.expectations as gxe
+
+    return [gxe.ExpectColumnToExist(column=c) for c in contract.columns]
+
+
+def raw_events_suite(cfg: Config, ds: str) -> list:
+    """Expectations of one raw events partition."""
+    import great_expectations.expectations as gxe
+
+    start, end = lake.day_bounds_ms(ds)
+    mostly = 1.0 - cfg.validation.max_null_fraction
+    return [
+        *_expectations(contracts.RAW_EVENTS),
+        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_raw_rows),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=mostly) for c in contracts.RAW_EVENTS.columns],
+        gxe.ExpectColumnValuesToBeInSet(column="event", value_set=list(contracts.EVENT_TYPES)),
+        gxe.ExpectColumnValuesToBeBetween(column="ts", min_value=start, max_value=end - 1),
+        gxe.ExpectColumnValuesToBeUnique(column="event_id"),
+        gxe.ExpectColumnValuesToBeBetween(column="position", min_value=0),
+    ]
+
+
+def ranking_samples_suite(cfg: Config, ds: str) -> list:
+    """Expectations of one ranking samples partition: no nulls, ids inside their vocabularies, both splits."""
+    import great_expectations.expectations as gxe
+
+    specs = contracts.ranking_features(n_items=10**12)  # item ids are checked against the snapshot elsewhere
+    out = [
+        *_expectations(contracts.RANKING_SAMPLES),
+        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_feature_rows),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in contracts.RANKING_SAMPLES.columns],
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=[0.0, 1.0]),
+        gxe.ExpectColumnDistinctValuesToEqualSet(column="split", value_set=list(contracts.SPLITS)),
+        gxe.ExpectColumnValuesToBeUnique(column="event_id"),
+    ]
+    for spec in specs:
+        if spec.kind == "categorical":
+            out.append(gxe.ExpectColumnValuesToBeBetween(column=spec.name, min_value=0, max_value=spec.vocab_size - 1))
+        else:
+            out.append(gxe.ExpectColumnValuesToBeBetween(column=spec.name, min_value=0))
+    return out
+
+
+def item2vec_pairs_suite(cfg: Config, ds: str) -> list:
+    """Expectations of one skip-gram pairs partition."""
+    import great_expectations.expectations as gxe
+
+    return [
+        *_expectations(contracts.ITEM2VEC_PAIRS),
+        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_feature_rows),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in contracts.ITEM2VEC_PAIRS.columns],
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=[0.0, 1.0]),
+        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["positive", "city", "global"]),
+        gxe.ExpectColumnValuesToBeBetween(column="target", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="context", min_value=0),
+    ]
+
+
+SUITES: dict[str, tuple[contracts.Contract, Callable[[Config, str], list]]] = {
+    "raw_events": (contracts.RAW_EVENTS, raw_events_suite),
+    "ranking_samples": (contracts.RANKING_SAMPLES, ranking_samples_suite),
+    "item2vec_pairs": (contracts.ITEM2VEC_PAIRS, item2vec_pairs_suite),
+}
+
+
+def _failures(result) -> list[dict]:
+    out = []
+    for r in result.results:  # GX does not keep suite order: report by type and kwargs
+        if r.success:
+            continue
+        res = r.result or {}
+        kwargs = {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"}
+        out.append({
+            "expectation": r.expectation_config.type, "kwargs": kwargs,
+            "observed_value": res.get("observed_value"), "unexpected_count": res.get("unexpected_count"),
+            "partial_unexpected_list": (res.get("partial_unexpected_list") or [])[:5],
+        })
+    return out
+
+
+def run_suite(name: str, df, expectations: list):
+    """Validate a pandas DataFrame against a list of expectations; returns the GX result."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = context.data_sources.add_pandas(name="lake").add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    return definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+
+
+def _write_report(cfg: Config, suite: str, ds: str, result, summary: dict) -> str:
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+    from pyarrow import fs
+
+    uri = lake.partition_uri(cfg.lake_root, f"reports/data_checks/{suite}", ds)
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    filesystem.create_dir(path, recursive=True)
+    html = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+    for name, text in (("summary.json", json.dumps(summary, indent=2, default=str)), ("report.html", html)):
+        with filesystem.open_output_stream(f"{path}/{name}") as out:
+            out.write(text.encode("utf-8"))
+    return uri
+
+
+def check_partition(suite: str, cfg: Config, ds: str) -> dict:
+    """Run a named suite on day ``ds``'s partition; raise ``DataCheckFailed`` if any expectation fails."""
+    from training.data import read_table
+
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; expected one of {sorted(SUITES)}")
+    contract, build = SUITES[suite]
+    lake.parse_ds(ds)
+    df = read_table(cfg.lake_root, contract, ds).to_pandas()
+    result = run_suite(suite, df, build(cfg, ds))
+    failures = _failures(result)
+    summary = {
+        "suite": suite, "ds": ds, "success": bool(result.success), "rows": len(df),
+        "evaluated": result.statistics["evaluated_expectations"], "failed": failures,
+    }
+    report = _write_report(cfg, suite, ds, result, summary)
+    summary["report"] = report
+    if not result.success:
+        lines = [f"  - {f['expectation']} {f['kwargs']}: observed {f['observed_value']}, unexpected {f['unexpected_count']}" for f in failures]
+        raise DataCheckFailed(
+            f"data check {suite!r} failed for ds={ds}: {len(failures)} of {summary['evaluated']} expectations failed\n"
+            + "\n".join(lines) + f"\nfull report: {report}/report.html"
+        )
+    log.info("data check %s passed for ds=%s (%d expectations, %d rows)", suite, ds, summary["evaluated"], len(df))
+    return summary
