@@ -1,0 +1,89 @@
+"""Shared fixtures: one session-scoped local SparkSession, a tiny lake, an isolated MLflow and Airflow home.
+
+Airflow and MLflow read their settings from the environment when first imported, so the isolated
+homes are set here, before any test module imports them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="recpipe-tests-"))
+os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_DIR}/airflow/airflow.db"
+os.environ["AIRFLOW_CONN_SPARK_DEFAULT"] = '{"conn_type": "spark", "host": "local[2]"}'
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+for key, value in {"GIT_PYTHON_REFRESH": "quiet", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
+                   "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
+    os.environ.setdefault(key, value)
+
+TEST_CONFIG = """\
+lake_root: {root}/lake
+mlflow_tracking_uri: sqlite:///{root}/mlflow/mlflow.db
+mlflow_artifact_root: {root}/mlflow/artifacts
+etl:
+  lookback_days: 2
+item2vec:
+  embedding_dim: 16
+  epochs: 2
+  batch_size: 256
+wide_deep:
+  embedding_dim: 4
+  hidden_units: [16]
+  epochs: 1
+  batch_size: 256
+index:
+  factory: IVF4,Flat
+  nprobe: 2
+gates:
+  min_auc: 0.5
+  min_recall_at_50: 0.01
+  min_index_recall_at_50: 0.5
+validation:
+  min_raw_rows: 50
+  min_feature_rows: 50
+"""
+
+
+def write_config(root: Path) -> Path:
+    """A config file whose lake and MLflow live under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "recpipe.yaml"
+    path.write_text(TEST_CONFIG.format(root=root))
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("recpipe-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    """A config rooted in a fresh temporary directory, also exported as ``RECPIPE_CONFIG``."""
+    from recpipe.config import load_config
+
+    path = write_config(tmp_path)
+    monkeypatch.setenv("RECPIPE_CONFIG", str(path))
+    return load_config(path)

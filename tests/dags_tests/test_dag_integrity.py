@@ -1,0 +1,54 @@
+"""Every DAG parses without import errors and follows the house rules (tags, retries, pools, no parse-time work)."""
+
+from pathlib import Path
+
+import pytest
+from airflow.models import DagBag
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    return DagBag(dag_folder=str(DAGS), known_pools={"default_pool", "gpu"})
+
+
+def test_no_import_errors_or_warnings(dagbag):
+    assert dagbag.import_errors == {}
+    assert not dagbag.dag_warnings
+    assert "nightly_retrain" in dagbag.dags
+
+
+def test_every_dag_has_tags_retries_and_one_active_run(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, dag_id
+        assert dag.default_args.get("retries", 0) >= 1, dag_id
+        assert dag.max_active_runs == 1 and not dag.catchup, dag_id
+
+
+def test_nightly_retrain_shape(dagbag):
+    dag = dagbag.dags["nightly_retrain"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    for model in ("item2vec", "wide_deep"):
+        for step in ("train", "evaluate"):
+            assert tasks[f"{step}_{model}"].pool == "gpu"
+        assert tasks[f"gate_{model}"].upstream_task_ids >= {f"evaluate_{model}"}
+        assert tasks[f"promote_{model}"].upstream_task_ids == {f"gate_{model}"}
+    assert tasks["build_index_item2vec"].pool == "gpu"
+    assert tasks["train_item2vec"].upstream_task_ids == {"validate_features"}
+    assert tasks["validate_features"].upstream_task_ids == {"item2vec_samples", "ranking_samples"}
+    assert tasks["stage_events"].upstream_task_ids == {"validate_raw"}
+    assert tasks["wait_for_raw_events"].mode == "reschedule"
+    assert tasks["validate_raw"].retries == 0  # a failed data check is not retried
+
+
+def test_parsing_touches_no_connection_or_variable(monkeypatch):
+    from airflow.sdk import BaseHook, Variable
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("connection or Variable accessed at parse time")
+
+    monkeypatch.setattr(BaseHook, "get_connection", refuse)
+    monkeypatch.setattr(Variable, "get", refuse)
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}

@@ -1,0 +1,42 @@
+"""Helpers of the end-to-end tests: tiny generated lakes, their ETL history, partition fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as pads
+
+from recpipe import lake, synthetic
+from recpipe.config import Config
+
+USERS, ITEMS, SEED = 300, 120, 5
+
+
+def make_lake(cfg: Config, days: int, history: int, start: str = "2026-11-01", spark=None) -> list[str]:
+    """Generate ``days`` days of tiny logs and stage the first ``history`` days (the lookback window)."""
+    from spark_jobs import sessions, stage_events
+
+    day_list = synthetic.generate(cfg.lake_root, days=days, users=USERS, items=ITEMS, seed=SEED, start=start)
+    for ds in day_list[:history]:
+        stage_events.run(spark, cfg, ds)
+        sessions.run(spark, cfg, ds)
+    return day_list
+
+
+def fingerprint(cfg: Config, dataset: str, ds: str) -> str:
+    """Hash of a Parquet partition's rows, independent of file names and row order."""
+    table = pads.dataset(lake.partition_uri(cfg.lake_root, dataset, ds), format="parquet").to_table()
+    rows = sorted(repr(r) for r in table.to_pylist())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def airflow(*args: str, env: dict | None = None, timeout: int = 300) -> str:
+    """Run an ``airflow`` CLI command of this environment; fail with its output."""
+    cmd = [str(Path(sys.executable).parent / "airflow"), *args]
+    proc = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout

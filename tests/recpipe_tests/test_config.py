@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from recpipe.config import DEFAULT_CONFIG, ConfigError, load_config
+
+
+def test_embedded_config_loads_and_expands_recpipe_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECPIPE_HOME", str(tmp_path))
+    cfg = load_config(DEFAULT_CONFIG)
+    assert cfg.lake_root == f"{tmp_path}/var/lake"
+    assert cfg.mlflow_tracking_uri == f"sqlite:///{tmp_path}/var/mlflow/mlflow.db"
+    assert cfg.wide_deep.hidden_units == (64, 32)
+    assert cfg.flat()["wide_deep.hidden_units"] == [64, 32]
+
+
+def test_unknown_key_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lake_root: /x\nmlflow_tracking_uri: sqlite:///x\nmlflow_artifact_root: /x\netl:\n  lookbak_days: 3\n")
+    with pytest.raises(ConfigError, match=r"etl: unknown keys \['lookbak_days'\]"):
+        load_config(path)
+
+
+def test_wrong_type_names_the_key_and_value(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lake_root: /x\nmlflow_tracking_uri: sqlite:///x\nmlflow_artifact_root: /x\nitem2vec:\n  epochs: three\n")
+    with pytest.raises(ConfigError, match=r"item2vec.epochs: expected int, received 'three'"):
+        load_config(path)
+
+
+def test_unset_environment_variable_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("RECPIPE_TEST_UNSET", raising=False)
+    path = tmp_path / "c.yaml"
+    path.write_text("lake_root: ${RECPIPE_TEST_UNSET}/lake\nmlflow_tracking_uri: sqlite:///x\nmlflow_artifact_root: /x\n")
+    with pytest.raises(ConfigError, match=r"\$\{RECPIPE_TEST_UNSET\} is not set"):
+        load_config(path)
+
+
+def test_missing_file_is_named():
+    with pytest.raises(ConfigError, match="config file not found: /nonexistent.yaml"):
+        load_config(Path("/nonexistent.yaml"))
