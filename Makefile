@@ -13,7 +13,8 @@ export PYSPARK_PYTHON := $(BIN)/python
 export AIRFLOW_HOME := $(CURDIR)/var/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/var/airflow/airflow.db
+# timeout: SQLite busy-wait, so CLI commands do not fail with "database is locked" while the scheduler writes.
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/var/airflow/airflow.db?timeout=60
 export AIRFLOW_CONN_SPARK_DEFAULT := {"conn_type": "spark", "host": "local[*]"}
 export AIRFLOW_PORT ?= 8793
 export AIRFLOW__API__PORT := $(AIRFLOW_PORT)
@@ -49,10 +50,12 @@ demo: $(STAMP) airflow-init
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 airflow-ui: $(STAMP) airflow-init
 	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT); the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"

@@ -100,8 +100,12 @@ def nightly_retrain():
 
     features = validate_features()
     chain(
-        wait_for_raw_events(), validate_raw(), _spark_job("stage_events"), _spark_job("sessions"),
-        [_spark_job("item2vec_samples"), _spark_job("ranking_samples")], features,
+        wait_for_raw_events(),
+        validate_raw(),
+        _spark_job("stage_events"),
+        _spark_job("sessions"),
+        [_spark_job("item2vec_samples"), _spark_job("ranking_samples")],
+        features,
     )
     outcomes = []
     for model in RECALL_MODELS + RANKING_MODELS:

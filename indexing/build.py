@@ -86,8 +86,15 @@ def build_and_register(model_key: str, cfg: Config, ds: str, run_id: str) -> dic
     client = mlflow.MlflowClient()
     model_version = client.get_run(run_id).data.tags["model_version"]
     manifest = {
-        "factory": cfg.index.factory, "nprobe": cfg.index.nprobe, "metric": "inner_product", "dim": int(vectors.shape[1]),
-        "model": model_key, "model_version": int(model_version), "run_id": run_id, "ds": ds, "metrics": metrics,
+        "factory": cfg.index.factory,
+        "nprobe": cfg.index.nprobe,
+        "metric": "inner_product",
+        "dim": int(vectors.shape[1]),
+        "model": model_key,
+        "model_version": int(model_version),
+        "run_id": run_id,
+        "ds": ds,
+        "metrics": metrics,
     }
     with tempfile.TemporaryDirectory() as tmp:
         faiss.write_index(index, str(Path(tmp) / INDEX_FILE))

@@ -34,14 +34,17 @@ def decide(model_key: str, cfg: Config, run_id: str) -> dict:
     prefix = "champion_"
     champion = None
     if tags["champion_version"] != "none":
-        champion = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+        champion = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
     challenger = {k: v for k, v in metrics.items() if not k.startswith(prefix)}
     top_k = cfg.item2vec.top_k
     result = gates.evaluate_gate(challenger, champion, gates.thresholds_for(_model_kind(model_key), cfg.gates, top_k))
     verdict = {
-        "model": model_key, "run_id": run_id, "model_version": int(tags["model_version"]),
+        "model": model_key,
+        "run_id": run_id,
+        "model_version": int(tags["model_version"]),
         "index_version": int(tags["index_version"]) if "index_version" in tags else None,
-        "champion_version": tags["champion_version"], **result.to_dict(),
+        "champion_version": tags["champion_version"],
+        **result.to_dict(),
     }
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tags({"gate_passed": str(result.passed).lower(), "gate_reasons": "; ".join(result.reasons)[:7900]})
@@ -72,4 +75,9 @@ def promote(model_key: str, cfg: Config, verdict: dict) -> dict:
     client.set_registered_model_alias(model, tracking.CHAMPION, version)
     client.set_tag(verdict["run_id"], "promoted", "true")
     log.info("promoted %s v%s (index v%s) to %s", model, version, verdict["index_version"], tracking.CHAMPION)
-    return {"promoted": True, "model": model, "model_version": verdict["model_version"], "index_version": verdict["index_version"]}
+    return {
+        "promoted": True,
+        "model": model,
+        "model_version": verdict["model_version"],
+        "index_version": verdict["index_version"],
+    }

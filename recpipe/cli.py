@@ -1,8 +1,8 @@
 """The ``recpipe`` command line.
 
-    recpipe generate --days N --users U --items I --seed S --lake PATH [--start YYYY-MM-DD]
-    recpipe etl --start D1 --end D2          stage events and sessions for a range of days (history)
-    recpipe summary --ds D [--json]          what the nightly run of day D trained, gated and promoted
+recpipe generate --days N --users U --items I --seed S --lake PATH [--start YYYY-MM-DD]
+recpipe etl --start D1 --end D2          stage events and sessions for a range of days (history)
+recpipe summary --ds D [--json]          what the nightly run of day D trained, gated and promoted
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def _summary(args: argparse.Namespace) -> int:
         champion = row["champion_version"]
         print(f"    champion before run      {'none (first run)' if champion == 'none' else 'v' + str(champion)}")
         print(f"    gate                     {'PASSED' if row['gate_passed'] == 'true' else 'FAILED'}: {row['gate_reasons']}")
-        print(f"    promoted                 {'yes: alias champion -> v' + str(row['version']) if row['promoted'] == 'true' else 'no'}")
+        promoted = f"yes: alias champion -> v{row['version']}" if row["promoted"] == "true" else "no"
+        print(f"    promoted                 {promoted}")
     return 0
 
 

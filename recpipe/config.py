@@ -117,10 +117,6 @@ class Config:
         """Flattened ``section.key -> value`` view, used to log the resolved config as params."""
         return _flatten(dataclasses.asdict(self))
 
-    def replace(self, **changes: Any) -> Config:
-        """Copy with top-level fields replaced."""
-        return dataclasses.replace(self, **changes)
-
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}

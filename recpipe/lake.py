@@ -46,7 +46,7 @@ def day_range(start: str, end: str) -> list[str]:
 
 def day_bounds_ms(ds: str) -> tuple[int, int]:
     """UTC epoch milliseconds of the day's start (inclusive) and end (exclusive)."""
-    start = dt.datetime.combine(parse_ds(ds), dt.time(), tzinfo=dt.timezone.utc)
+    start = dt.datetime.combine(parse_ds(ds), dt.time(), tzinfo=dt.UTC)
     ms = int(start.timestamp() * 1000)
     return ms, ms + 86_400_000
 
@@ -88,15 +88,13 @@ def require_partitions(root: str, dataset: Contract | str, days: list[str]) -> N
     missing = [ds for ds in days if not partition_ready(root, dataset, ds)]
     if missing:
         where = dataset_uri(root, dataset)
-        raise LakeError(
-            f"{where}: partitions missing or without {SUCCESS}: {', '.join(f'ds={d}' for d in missing)}"
-        )
+        raise LakeError(f"{where}: partitions missing or without {SUCCESS}: {', '.join(f'ds={d}' for d in missing)}")
 
 
 def local_path(uri: str) -> str:
     """Plain local path of a ``file://`` or bare-path URI (for libraries that only read local files)."""
     if uri.startswith("file://"):
-        return uri[len("file://"):]
+        return uri[len("file://") :]
     if "://" in uri:
         raise LakeError(f"expected a local path, received {uri!r}")
     return uri

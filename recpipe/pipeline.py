@@ -85,15 +85,24 @@ def summarize(ds: str) -> list[dict]:
     for model in tracking.MODELS:
         runs = mlflow.search_runs(
             filter_string=f"tags.ds = '{ds}' and tags.model = '{model}' and tags.stage = 'train'",
-            order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+            output_format="list",
         )
         if not runs:
             continue
         run = runs[0]
-        out.append({
-            "model": model, "run_id": run.info.run_id, "version": run.data.tags.get("model_version"),
-            "index_version": run.data.tags.get("index_version"), "champion_version": run.data.tags.get("champion_version"),
-            "gate_passed": run.data.tags.get("gate_passed"), "gate_reasons": run.data.tags.get("gate_reasons"),
-            "promoted": run.data.tags.get("promoted"), "metrics": dict(sorted(run.data.metrics.items())),
-        })
+        out.append(
+            {
+                "model": model,
+                "run_id": run.info.run_id,
+                "version": run.data.tags.get("model_version"),
+                "index_version": run.data.tags.get("index_version"),
+                "champion_version": run.data.tags.get("champion_version"),
+                "gate_passed": run.data.tags.get("gate_passed"),
+                "gate_reasons": run.data.tags.get("gate_reasons"),
+                "promoted": run.data.tags.get("promoted"),
+                "metrics": dict(sorted(run.data.metrics.items())),
+            }
+        )
     return out

@@ -36,10 +36,10 @@ def run_step(module: str, args: Sequence[str]) -> dict:
     for line in proc.stdout:
         line = line.rstrip("\n")
         if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
+            result = json.loads(line[len(RESULT_PREFIX) :])
         else:
             log.info("%s", line)
-            tail = (tail + [line])[-20:]
+            tail = [*tail, line][-20:]
     code = proc.wait()
     if code != 0:
         raise StepFailed(f"{module} exited with code {code}; last output:\n" + "\n".join(tail))

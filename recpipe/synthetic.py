@@ -72,8 +72,7 @@ def build_world(n_users: int, n_items: int, seed: int, start_ms: int) -> World:
     """Draw users and items; the same seed always gives the same world."""
     if n_users < 1 or n_items < N_CITIES * len(contracts.CATEGORIES):
         raise ValueError(
-            f"need at least 1 user and {N_CITIES * len(contracts.CATEGORIES)} items, "
-            f"received users={n_users}, items={n_items}"
+            f"need at least 1 user and {N_CITIES * len(contracts.CATEGORIES)} items, received users={n_users}, items={n_items}"
         )
     rng = np.random.default_rng([seed, 0])
     n_cat = len(contracts.CATEGORIES)
@@ -100,8 +99,18 @@ def build_world(n_users: int, n_items: int, seed: int, start_ms: int) -> World:
     item_latent = cat_centroid[item_category] + rng.normal(0, 0.7, (n_items, LATENT_DIM))
     popularity = 1.0 / rng.permutation(np.arange(1, n_items + 1)) ** 1.05
     return World(
-        user_city, user_type, user_device, user_activity, affinity, user_latent,
-        item_city, item_category, item_price, item_created, item_latent, popularity / popularity.sum(),
+        user_city,
+        user_type,
+        user_device,
+        user_activity,
+        affinity,
+        user_latent,
+        item_city,
+        item_category,
+        item_price,
+        item_created,
+        item_latent,
+        popularity / popularity.sum(),
     )
 
 
@@ -190,7 +199,9 @@ def _image(rng: np.random.Generator, category: int) -> str:
     return base64.b64encode(np.clip(img, 0, 255).astype(np.uint8).tobytes()).decode("ascii")
 
 
-def simulate_day(world: World, sampler: _Sampler, ds: str, day_index: int, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
+def simulate_day(
+    world: World, sampler: _Sampler, ds: str, day_index: int, seed: int
+) -> tuple[list[dict], list[dict], list[dict]]:
     """One day of events plus its oracle rows: (events, oracle exposures, oracle top-k)."""
     rng = np.random.default_rng([seed, 1, day_index])
     day_start, _ = lake.day_bounds_ms(ds)
@@ -239,9 +250,14 @@ def simulate_day(world: World, sampler: _Sampler, ds: str, day_index: int, seed:
 
 def _event(world: World, user: int, item: int, device: str, page: str, position: int, request_id: str) -> dict:
     return {
-        "user_id": int(user), "item_id": item, "city_id": int(world.item_city[item]),
-        "category_id": int(world.item_category[item]), "page": page, "position": position,
-        "device": device, "request_id": request_id,
+        "user_id": int(user),
+        "item_id": item,
+        "city_id": int(world.item_city[item]),
+        "category_id": int(world.item_category[item]),
+        "page": page,
+        "position": position,
+        "device": device,
+        "request_id": request_id,
     }
 
 
@@ -287,15 +303,20 @@ def generate(lake_root: str, *, days: int, users: int, items: int, seed: int, st
     img_rng = np.random.default_rng([seed, 2])
     item_rows = [
         {
-            "item_id": i, "city_id": int(world.item_city[i]), "category_id": int(world.item_category[i]),
-            "price": float(world.item_price[i]), "created_ts": int(world.item_created[i]),
+            "item_id": i,
+            "city_id": int(world.item_city[i]),
+            "category_id": int(world.item_category[i]),
+            "price": float(world.item_price[i]),
+            "created_ts": int(world.item_created[i]),
             "image": _image(img_rng, int(world.item_category[i])),
         }
         for i in range(world.n_items)
     ]
     user_rows = [
         {
-            "user_id": u, "city_id": int(world.user_city[u]), "user_type": contracts.USER_TYPES[world.user_type[u]],
+            "user_id": u,
+            "city_id": int(world.user_city[u]),
+            "user_type": contracts.USER_TYPES[world.user_type[u]],
             "device": contracts.DEVICES[world.user_device[u]],
             "registered_ts": start_ms - 86_400_000 * (1 + u % 365),
         }

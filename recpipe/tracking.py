@@ -36,7 +36,7 @@ def setup(cfg: Config) -> str:
 
     uri = cfg.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(cfg.mlflow_experiment)
@@ -46,7 +46,9 @@ def setup(cfg: Config) -> str:
             Path(location).mkdir(parents=True, exist_ok=True)
             location = Path(location).resolve().as_uri()
         try:
-            experiment_id = client.create_experiment(cfg.mlflow_experiment, artifact_location=f"{location}/{cfg.mlflow_experiment}")
+            experiment_id = client.create_experiment(
+                cfg.mlflow_experiment, artifact_location=f"{location}/{cfg.mlflow_experiment}"
+            )
         except mlflow.exceptions.MlflowException:  # created concurrently by another task
             experiment_id = client.get_experiment_by_name(cfg.mlflow_experiment).experiment_id
     else:

@@ -12,7 +12,7 @@ def main(dag_id: str, ds: str) -> int:
     if not url.startswith("sqlite:///"):
         print("task_times reads a local sqlite metadata DB only; use the Airflow UI's Gantt view instead", file=sys.stderr)
         return 1
-    con = sqlite3.connect(url[len("sqlite:///"):])
+    con = sqlite3.connect(url[len("sqlite:///") :].split("?")[0])
     run = con.execute(
         "SELECT run_id FROM dag_run WHERE dag_id = ? AND substr(logical_date, 1, 10) = ? ORDER BY start_date DESC LIMIT 1",
         (dag_id, ds),

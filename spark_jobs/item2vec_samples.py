@@ -89,12 +89,20 @@ def transform_negatives(
 
 def transform_recall_eval(train_sessions: DataFrame, eval_sessions: DataFrame, max_history: int) -> DataFrame:
     """Users who clicked on the eval day and have history: last ``max_history`` train clicks and the eval clicks."""
-    hist = train_sessions.where(F.size("click_items") > 0).groupBy("user_id").agg(
-        F.flatten(F.transform(F.sort_array(F.collect_list(F.struct("start_ts", "click_items"))), lambda s: s["click_items"])).alias("h")
+    hist = (
+        train_sessions.where(F.size("click_items") > 0)
+        .groupBy("user_id")
+        .agg(
+            F.flatten(
+                F.transform(F.sort_array(F.collect_list(F.struct("start_ts", "click_items"))), lambda s: s["click_items"])
+            ).alias("h")
+        )
     )
     hist = hist.select("user_id", F.slice("h", F.greatest(F.size("h") - max_history + 1, F.lit(1)), max_history).alias("history"))
-    targets = eval_sessions.select("user_id", F.explode("click_items").alias("item")).groupBy("user_id").agg(
-        F.sort_array(F.collect_set("item")).alias("targets")
+    targets = (
+        eval_sessions.select("user_id", F.explode("click_items").alias("item"))
+        .groupBy("user_id")
+        .agg(F.sort_array(F.collect_set("item")).alias("targets"))
     )
     return hist.join(targets, on="user_id", how="inner").select(*contracts.RECALL_EVAL.columns)
 

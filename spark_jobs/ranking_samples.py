@@ -41,29 +41,45 @@ def transform_ranking_samples(
     exposures = exposures.withColumn("label", F.coalesce("label", F.lit(0.0)).cast("float"))
     examples = exposures.join(
         items.select("item_id", F.col("city_id").alias("item_city"), F.col("category_id").alias("item_category"), "price"),
-        on="item_id", how="inner",
+        on="item_id",
+        how="inner",
     ).join(
         users.select("user_id", F.col("city_id").alias("user_city"), "user_type", F.col("device").alias("user_device")),
-        on="user_id", how="inner",
+        on="user_id",
+        how="inner",
     )
     user_daily = events.groupBy("user_id", "ds").agg(
         F.sum(is_click).alias("user_clicks_prior"), F.sum(is_expose).alias("user_exposures_prior")
     )
-    user_cat_daily = events.where(F.col("event") == "click").groupBy(
-        "user_id", F.col("category_id").alias("item_category"), "ds"
-    ).agg(F.count(F.lit(1)).alias("user_cat_clicks_prior"))
+    user_cat_daily = (
+        events.where(F.col("event") == "click")
+        .groupBy("user_id", F.col("category_id").alias("item_category"), "ds")
+        .agg(F.count(F.lit(1)).alias("user_cat_clicks_prior"))
+    )
     item_daily = events.groupBy("item_id", "ds").agg(F.sum(is_click).alias("_ic"), F.sum(is_expose).alias("_ie"))
     item_prior = _prior(examples, item_daily, ["item_id"], ["_ic", "_ie"]).withColumn(
         "item_ctr_prior", ((F.col("_ic") + smooth_clicks) / (F.col("_ie") + smooth_exposures)).cast("float")
     )
     out = (
-        examples.join(_prior(examples, user_daily, ["user_id"], ["user_clicks_prior", "user_exposures_prior"]), on=["user_id", "ds"], how="left")
-        .join(_prior(examples, user_cat_daily, ["user_id", "item_category"], ["user_cat_clicks_prior"]), on=["user_id", "item_category", "ds"], how="left")
+        examples.join(
+            _prior(examples, user_daily, ["user_id"], ["user_clicks_prior", "user_exposures_prior"]),
+            on=["user_id", "ds"],
+            how="left",
+        )
+        .join(
+            _prior(examples, user_cat_daily, ["user_id", "item_category"], ["user_cat_clicks_prior"]),
+            on=["user_id", "item_category", "ds"],
+            how="left",
+        )
         .join(item_prior.select("item_id", "ds", "item_ctr_prior"), on=["item_id", "ds"], how="left")
     )
     return out.select(
         F.when(F.col("ds") == eval_ds, "eval").otherwise("train").alias("split"),
-        "event_id", "ts", "user_id", "item_id", "label",
+        "event_id",
+        "ts",
+        "user_id",
+        "item_id",
+        "label",
         F.col("user_city").cast("int").alias("user_city"),
         _index_of("user_type", contracts.USER_TYPES).alias("user_type"),
         _index_of("user_device", contracts.DEVICES).alias("device"),
@@ -73,7 +89,10 @@ def transform_ranking_samples(
         F.least(F.col("position"), F.lit(contracts.MAX_POSITION - 1)).cast("int").alias("position"),
         "hour",
         (F.col("user_city") == F.col("item_city")).cast("int").alias("city_match"),
-        "user_clicks_prior", "user_exposures_prior", "user_cat_clicks_prior", "item_ctr_prior",
+        "user_clicks_prior",
+        "user_exposures_prior",
+        "user_cat_clicks_prior",
+        "item_ctr_prior",
     ).fillna(0.0, subset=["user_clicks_prior", "user_exposures_prior", "user_cat_clicks_prior"])
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from recpipe import contracts
@@ -24,9 +23,7 @@ def transform_sessions(events: DataFrame, gap_ms: int, max_ms: int) -> DataFrame
     )
     gap_sessions = marked.withColumn("_gap_no", F.sum("_new").over(by_user))
     by_gap = Window.partitionBy("user_id", "_gap_no")
-    capped = gap_sessions.withColumn(
-        "_slot", F.floor((F.col("ts") - F.min("ts").over(by_gap)) / max_ms)
-    )
+    capped = gap_sessions.withColumn("_slot", F.floor((F.col("ts") - F.min("ts").over(by_gap)) / max_ms))
     clicks = F.filter(
         F.sort_array(F.collect_list(F.struct("ts", "event_id", "event", "item_id"))),
         lambda e: e["event"] == "click",

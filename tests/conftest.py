@@ -6,6 +6,7 @@ homes are set here, before any test module imports them.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -13,16 +14,21 @@ from pathlib import Path
 
 import pytest
 
+logging.getLogger("py4j").setLevel(logging.WARNING)  # its shutdown messages hit closed streams
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="recpipe-tests-"))
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_DIR}/airflow/airflow.db"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_DIR}/airflow/airflow.db?timeout=60"
 os.environ["AIRFLOW_CONN_SPARK_DEFAULT"] = '{"conn_type": "spark", "host": "local[2]"}'
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-for key, value in {"GIT_PYTHON_REFRESH": "quiet", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
-                   "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
+for key, value in {
+    "GIT_PYTHON_REFRESH": "quiet",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}.items():
     os.environ.setdefault(key, value)
 
 TEST_CONFIG = """\

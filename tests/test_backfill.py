@@ -23,8 +23,13 @@ from tests.e2e_helpers import airflow, fingerprint, make_lake
 
 pytestmark = pytest.mark.slow
 DAG_ID = "nightly_retrain"
-OUTPUTS = [contracts.STAGED_EVENTS, contracts.SESSIONS, contracts.ITEM2VEC_PAIRS, contracts.RECALL_EVAL,
-           contracts.RANKING_SAMPLES]
+OUTPUTS = [
+    contracts.STAGED_EVENTS,
+    contracts.SESSIONS,
+    contracts.ITEM2VEC_PAIRS,
+    contracts.RECALL_EVAL,
+    contracts.RANKING_SAMPLES,
+]
 
 
 def _free_port() -> int:
@@ -41,7 +46,7 @@ class Standalone:
         self.home = home
         self.env = {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=60",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
@@ -57,8 +62,11 @@ class Standalone:
         airflow("pools", "set", "gpu", "1", "GPU slots", env=self.env)
         log = open(self.home / "standalone.log", "w")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), "standalone"], env={**os.environ, **self.env},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [str(Path(sys.executable).parent / "airflow"), "standalone"],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.time() + timeout
         password_file = self.home / "simple_auth_manager_passwords.json.generated"
@@ -125,8 +133,21 @@ def test_backfill_three_days_then_reprocess_one(cfg, spark, standalone):
     targets = days[2:]
     airflow("dags", "unpause", DAG_ID, env=standalone.env)
     # One run at a time, oldest first: each day's lookback window reads the earlier days' staged events.
-    airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", targets[0], "--to-date", targets[-1],
-            "--reprocess-behavior", "none", "--max-active-runs", "1", env=standalone.env)
+    airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        targets[0],
+        "--to-date",
+        targets[-1],
+        "--reprocess-behavior",
+        "none",
+        "--max-active-runs",
+        "1",
+        env=standalone.env,
+    )
     standalone.wait_backfill(standalone.latest_backfill_id())
     assert standalone.backfill_runs() == {ds: "success" for ds in targets}
     for ds in targets:
@@ -136,8 +157,21 @@ def test_backfill_three_days_then_reprocess_one(cfg, spark, standalone):
     rerun = targets[1]
     before = {c.name: fingerprint(cfg, c.name, rerun) for c in OUTPUTS}
     others = {c.name: fingerprint(cfg, c.name, targets[2]) for c in OUTPUTS}
-    airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", rerun, "--to-date", rerun,
-            "--reprocess-behavior", "completed", "--max-active-runs", "1", env=standalone.env)
+    airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        rerun,
+        "--to-date",
+        rerun,
+        "--reprocess-behavior",
+        "completed",
+        "--max-active-runs",
+        "1",
+        env=standalone.env,
+    )
     standalone.wait_backfill(standalone.latest_backfill_id())
     assert standalone.backfill_runs()[rerun] == "success"
     assert {c.name: fingerprint(cfg, c.name, rerun) for c in OUTPUTS} == before

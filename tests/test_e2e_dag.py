@@ -1,7 +1,7 @@
 """End to end: the nightly DAG on tiny generated data with ``dag.test()``, two days in a row."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import mlflow
 import pytest
@@ -11,15 +11,20 @@ from tests.e2e_helpers import airflow, fingerprint, make_lake
 
 pytestmark = pytest.mark.slow
 
-OUTPUTS = [contracts.STAGED_EVENTS, contracts.SESSIONS, contracts.ITEM2VEC_PAIRS, contracts.RECALL_EVAL,
-           contracts.RANKING_SAMPLES]
+OUTPUTS = [
+    contracts.STAGED_EVENTS,
+    contracts.SESSIONS,
+    contracts.ITEM2VEC_PAIRS,
+    contracts.RECALL_EVAL,
+    contracts.RANKING_SAMPLES,
+]
 
 
 def _run_day(ds: str):
     from airflow.models import DagBag
 
     dag = DagBag(dag_folder="dags", known_pools={"default_pool", "gpu"}).get_dag("nightly_retrain")
-    return dag.test(logical_date=datetime.fromisoformat(ds).replace(tzinfo=timezone.utc))
+    return dag.test(logical_date=datetime.fromisoformat(ds).replace(tzinfo=UTC))
 
 
 def test_two_nightly_runs_write_log_register_and_promote(cfg, spark):

@@ -15,11 +15,13 @@ EMBEDDINGS_ARTIFACT = "embeddings/item_embeddings.parquet"
 
 def log_item_vectors(vectors: np.ndarray, version: int) -> None:
     """Log the item vector table (row i is item i) into the active run."""
-    table = pa.table({
-        "item_id": pa.array(np.arange(len(vectors), dtype=np.int64)),
-        "vector": pa.array(list(vectors), type=pa.list_(pa.float32())),
-        "model_version": pa.array(np.full(len(vectors), version, dtype=np.int64)),
-    })
+    table = pa.table(
+        {
+            "item_id": pa.array(np.arange(len(vectors), dtype=np.int64)),
+            "vector": pa.array(list(vectors), type=pa.list_(pa.float32())),
+            "model_version": pa.array(np.full(len(vectors), version, dtype=np.int64)),
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(EMBEDDINGS_ARTIFACT).name
         pq.write_table(table, path)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from recpipe import lake
+from recpipe import contracts, lake
 from recpipe.contracts import Contract
 
 
@@ -29,3 +30,11 @@ def to_numpy(table) -> dict[str, np.ndarray]:
         col = table.column(name)
         out[name] = np.asarray(col.to_pylist(), dtype=object) if str(col.type).startswith("list") else col.to_numpy()
     return out
+
+
+def n_items(root: str, ds: str) -> int:
+    """Item vocabulary size: the largest item id of day ``ds``'s item snapshot, plus one."""
+    table = read_table(root, contracts.RAW_ITEMS, ds, columns=["item_id"])
+    if table.num_rows == 0:
+        raise ValueError(f"{lake.partition_uri(root, contracts.RAW_ITEMS, ds)} holds no items")
+    return int(pc.max(table.column("item_id")).as_py()) + 1

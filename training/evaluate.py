@@ -15,15 +15,15 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import mlflow  # noqa: E402
+import mlflow
 
-import training.models.item2vec  # noqa: E402,F401  (registers the class for loading)
-import training.models.wide_deep  # noqa: E402,F401
-from recpipe import tracking  # noqa: E402
-from recpipe.config import Config, load_config  # noqa: E402
-from training import ranking, recall  # noqa: E402
-from recpipe.runner import RESULT_PREFIX  # noqa: E402
-from training.artifacts import load_item_vectors  # noqa: E402
+import training.models.item2vec
+import training.models.wide_deep  # noqa: F401
+from recpipe import tracking
+from recpipe.config import Config, load_config
+from recpipe.runner import RESULT_PREFIX
+from training import ranking, recall
+from training.artifacts import load_item_vectors
 
 log = logging.getLogger(__name__)
 

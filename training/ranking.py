@@ -12,7 +12,6 @@ from recpipe import contracts, lake
 from recpipe.config import Config
 from training import data, metrics
 from training.models.wide_deep import WideDeep
-from training.recall import n_items
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +25,7 @@ class RankingSplit:
 
 def feature_specs(cfg: Config, ds: str) -> tuple[contracts.FeatureSpec, ...]:
     """The ranking feature contract, with the item vocabulary of the day."""
-    return contracts.ranking_features(n_items(cfg, ds))
+    return contracts.ranking_features(data.n_items(cfg.lake_root, ds))
 
 
 def load_split(cfg: Config, ds: str, split: str) -> RankingSplit:

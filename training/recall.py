@@ -6,9 +6,8 @@ import dataclasses
 
 import keras
 import numpy as np
-import pyarrow as pa
 
-from recpipe import contracts
+from recpipe import contracts, lake
 from recpipe.config import Config
 from training import data, metrics
 from training.models.item2vec import Item2Vec
@@ -25,16 +24,8 @@ class RecallEvalSet:
     oracle: dict[int, list[int]]  # user -> the generator's top items (empty when no oracle exists)
 
 
-def n_items(cfg: Config, ds: str) -> int:
-    """Item vocabulary size: the largest item id of the day's item snapshot, plus one."""
-    table = data.read_table(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=["item_id"])
-    return int(pa.compute.max(table.column("item_id")).as_py()) + 1
-
-
 def load_eval_set(cfg: Config, ds: str) -> RecallEvalSet:
     """Read the recall eval set, the popularity ranking and (if present) the oracle top lists of ``ds``."""
-    from recpipe import lake
-
     ev = data.to_numpy(data.read_table(cfg.lake_root, contracts.RECALL_EVAL, ds))
     pop = data.to_numpy(data.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds))
     order = np.lexsort((pop["item_id"], -pop["clicks"]))
@@ -63,7 +54,10 @@ def evaluate_vectors(item_vectors: np.ndarray, eval_set: RecallEvalSet, k: int) 
 
 def reference_metrics(eval_set: RecallEvalSet, k: int) -> dict[str, float]:
     """The popularity baseline and the oracle, on the same users, prefixed ``popularity_`` and ``oracle_``."""
-    out = {f"popularity_{n}": v for n, v in metrics.recall_metrics([eval_set.popular[:k]] * len(eval_set.targets), eval_set.targets, k).items()}
+    out = {
+        f"popularity_{n}": v
+        for n, v in metrics.recall_metrics([eval_set.popular[:k]] * len(eval_set.targets), eval_set.targets, k).items()
+    }
     if eval_set.oracle:
         lists = [eval_set.oracle.get(int(u), []) for u in eval_set.user_ids]
         out.update({f"oracle_{n}": v for n, v in metrics.recall_metrics(lists, eval_set.targets, k).items()})
@@ -78,7 +72,7 @@ def fit_item2vec(cfg: Config, ds: str) -> tuple[Item2Vec, dict[str, list[float]]
     if len(pairs["label"]) == 0:
         raise ValueError(f"{contracts.ITEM2VEC_PAIRS.name}/ds={ds} holds no pairs: nothing to train on")
     order = np.random.default_rng(c.seed).permutation(len(pairs["label"]))
-    model = Item2Vec(n_items(cfg, ds), c.embedding_dim)
+    model = Item2Vec(data.n_items(cfg.lake_root, ds), c.embedding_dim)
     model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss=keras.losses.BinaryCrossentropy(from_logits=True))
     history = model.fit(
         {"target": pairs["target"][order], "context": pairs["context"][order]},

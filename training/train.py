@@ -15,17 +15,17 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import keras  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
+import keras
+import mlflow
+import numpy as np
+import tensorflow as tf
+from mlflow.models import infer_signature
 
-from recpipe import lake, tracking  # noqa: E402
-from recpipe.config import Config, load_config  # noqa: E402
-from recpipe.runner import RESULT_PREFIX  # noqa: E402
-from training import ranking, recall  # noqa: E402
-from training.artifacts import log_item_vectors  # noqa: E402
+from recpipe import lake, tracking
+from recpipe.config import Config, load_config
+from recpipe.runner import RESULT_PREFIX
+from training import ranking, recall
+from training.artifacts import log_item_vectors
 
 log = logging.getLogger(__name__)
 PIP_REQUIREMENTS = [f"keras=={keras.__version__}", f"tensorflow-cpu=={tf.__version__}"]

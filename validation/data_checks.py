@@ -48,7 +48,9 @@ def ranking_samples_suite(cfg: Config, ds: str) -> list:
     """Expectations of one ranking samples partition: no nulls, ids inside their vocabularies, both splits."""
     import great_expectations.expectations as gxe
 
-    specs = contracts.ranking_features(n_items=10**12)  # item ids are checked against the snapshot elsewhere
+    from training.data import n_items
+
+    specs = contracts.ranking_features(n_items(cfg.lake_root, ds))
     out = [
         *_expectations(contracts.RANKING_SAMPLES),
         gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_feature_rows),
@@ -94,11 +96,15 @@ def _failures(result) -> list[dict]:
             continue
         res = r.result or {}
         kwargs = {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"}
-        out.append({
-            "expectation": r.expectation_config.type, "kwargs": kwargs,
-            "observed_value": res.get("observed_value"), "unexpected_count": res.get("unexpected_count"),
-            "partial_unexpected_list": (res.get("partial_unexpected_list") or [])[:5],
-        })
+        out.append(
+            {
+                "expectation": r.expectation_config.type,
+                "kwargs": kwargs,
+                "observed_value": res.get("observed_value"),
+                "unexpected_count": res.get("unexpected_count"),
+                "partial_unexpected_list": (res.get("partial_unexpected_list") or [])[:5],
+            }
+        )
     return out
 
 
@@ -109,7 +115,9 @@ def run_suite(name: str, df, expectations: list):
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = context.data_sources.add_pandas(name="lake").add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")
+    batch = (
+        context.data_sources.add_pandas(name="lake").add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")
+    )
     suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
     return definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
@@ -142,16 +150,24 @@ def check_partition(suite: str, cfg: Config, ds: str) -> dict:
     result = run_suite(suite, df, build(cfg, ds))
     failures = _failures(result)
     summary = {
-        "suite": suite, "ds": ds, "success": bool(result.success), "rows": len(df),
-        "evaluated": result.statistics["evaluated_expectations"], "failed": failures,
+        "suite": suite,
+        "ds": ds,
+        "success": bool(result.success),
+        "rows": len(df),
+        "evaluated": result.statistics["evaluated_expectations"],
+        "failed": failures,
     }
     report = _write_report(cfg, suite, ds, result, summary)
     summary["report"] = report
     if not result.success:
-        lines = [f"  - {f['expectation']} {f['kwargs']}: observed {f['observed_value']}, unexpected {f['unexpected_count']}" for f in failures]
+        lines = [
+            f"  - {f['expectation']} {f['kwargs']}: observed {f['observed_value']}, unexpected {f['unexpected_count']}"
+            for f in failures
+        ]
         raise DataCheckFailed(
             f"data check {suite!r} failed for ds={ds}: {len(failures)} of {summary['evaluated']} expectations failed\n"
-            + "\n".join(lines) + f"\nfull report: {report}/report.html"
+            + "\n".join(lines)
+            + f"\nfull report: {report}/report.html"
         )
     log.info("data check %s passed for ds=%s (%d expectations, %d rows)", suite, ds, summary["evaluated"], len(df))
     return summary

@@ -16,10 +16,10 @@ def test_ivf_index_keeps_ids_and_recall_grows_with_nprobe():
     queries = _vectors(50, seed=1)
     low = index_recall(build_index(v, ids, IndexConfig(factory="IVF16,Flat", nprobe=1)), v, ids, queries, 10)
     full = index_recall(build_index(v, ids, IndexConfig(factory="IVF16,Flat", nprobe=16)), v, ids, queries, 10)
-    assert full == pytest.approx(1.0)     # probing every list is exact search
+    assert full == pytest.approx(1.0)  # probing every list is exact search
     assert low < full
     _, found = build_index(v, ids, IndexConfig(factory="Flat", nprobe=1)).search(v[:1], 1)
-    assert found[0, 0] == 1000            # the item's own id, not its row
+    assert found[0, 0] == 1000  # the item's own id, not its row
 
 
 def test_bad_vectors_are_refused():

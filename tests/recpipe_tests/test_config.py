@@ -37,5 +37,5 @@ def test_unset_environment_variable_is_named(tmp_path, monkeypatch):
 
 
 def test_missing_file_is_named():
-    with pytest.raises(ConfigError, match="config file not found: /nonexistent.yaml"):
+    with pytest.raises(ConfigError, match=r"config file not found: /nonexistent\.yaml"):
         load_config(Path("/nonexistent.yaml"))

@@ -56,7 +56,9 @@ def test_city_locality_and_click_probability_follow_the_model():
     item = 0
     local = users[world.user_city == same[item]]
     logit_local = synthetic.click_logit(world, local, np.full(len(local), item), 0)
-    world_far = synthetic.World(**{**world.__dict__, "user_city": np.where(world.user_city == same[item], (same[item] + 1) % 8, world.user_city)})
+    world_far = synthetic.World(
+        **{**world.__dict__, "user_city": np.where(world.user_city == same[item], (same[item] + 1) % 8, world.user_city)}
+    )
     logit_far = synthetic.click_logit(world_far, local, np.full(len(local), item), 0)
     assert np.allclose(logit_local - logit_far, 1.3)
 

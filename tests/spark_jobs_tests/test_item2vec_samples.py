@@ -26,10 +26,10 @@ def test_negatives_are_in_the_target_city_and_never_in_the_session(spark):
     neg = transform_negatives(positives, items, pop, n_city=20, n_global=20, seed=1).collect()
     city = [r.context for r in neg if r.kind == "city"]
     glob = [r.context for r in neg if r.kind == "global"]
-    assert city and set(city) <= {4, 5, 6}          # same city as the target, not clicked in the session
+    assert city and set(city) <= {4, 5, 6}  # same city as the target, not clicked in the session
     assert glob and not set(glob) & {1, 2, 3}
     assert all(r.label == 0.0 for r in neg)
-    assert glob.count(7) > len(glob) / 3              # popularity^0.75 favours the popular item
+    assert glob.count(7) > len(glob) / 3  # popularity^0.75 favours the popular item
 
 
 def test_popularity_table_follows_clicks_to_the_three_quarters():
@@ -39,9 +39,7 @@ def test_popularity_table_follows_clicks_to_the_three_quarters():
 
 
 def test_recall_eval_uses_only_history_before_the_eval_day(spark):
-    train = spark.createDataFrame(
-        [("a", 1, 100, [1, 2]), ("b", 1, 50, [9]), ("c", 2, 10, [4])], SESSIONS_DDL
-    )
+    train = spark.createDataFrame([("a", 1, 100, [1, 2]), ("b", 1, 50, [9]), ("c", 2, 10, [4])], SESSIONS_DDL)
     evals = spark.createDataFrame([("d", 1, 500, [3, 1, 3]), ("e", 3, 500, [8])], SESSIONS_DDL)
     out = transform_recall_eval(train, evals, max_history=2).orderBy("user_id").collect()
     # User 1: sessions in time order give [9, 1, 2], capped to the last two; user 3 has no history.

@@ -12,22 +12,36 @@ MIN = 60_000
 def _raw(spark, rows):
     full = []
     for r in rows:
-        base = {"event_id": None, "ts": None, "user_id": 1, "item_id": 10, "event": "click", "city_id": 0,
-                "category_id": 0, "page": "home", "position": 0, "device": "ios", "request_id": "r1"}
+        base = {
+            "event_id": None,
+            "ts": None,
+            "user_id": 1,
+            "item_id": 10,
+            "event": "click",
+            "city_id": 0,
+            "category_id": 0,
+            "page": "home",
+            "position": 0,
+            "device": "ios",
+            "request_id": "r1",
+        }
         full.append({**base, **r})
     return spark.createDataFrame(full, contracts.RAW_EVENTS.spark_ddl())
 
 
 def test_stage_keeps_valid_in_day_rows_once(spark):
-    raw = _raw(spark, [
-        {"event_id": "a", "ts": DAY_START + 3_600_000},          # kept, hour 1
-        {"event_id": "a", "ts": DAY_START + 3_600_000},          # duplicate id: dropped
-        {"event_id": "b", "ts": DAY_START - 1},                  # previous day: dropped
-        {"event_id": "c", "ts": DAY_END},                        # next day: dropped
-        {"event_id": "d", "ts": DAY_START + 5, "event": "buy"},  # unknown event type: dropped
-        {"event_id": "e", "ts": DAY_START + 5, "user_id": None},  # missing field: dropped
-        {"event_id": "f", "ts": DAY_END - 1},                    # last millisecond: kept, hour 23
-    ])
+    raw = _raw(
+        spark,
+        [
+            {"event_id": "a", "ts": DAY_START + 3_600_000},  # kept, hour 1
+            {"event_id": "a", "ts": DAY_START + 3_600_000},  # duplicate id: dropped
+            {"event_id": "b", "ts": DAY_START - 1},  # previous day: dropped
+            {"event_id": "c", "ts": DAY_END},  # next day: dropped
+            {"event_id": "d", "ts": DAY_START + 5, "event": "buy"},  # unknown event type: dropped
+            {"event_id": "e", "ts": DAY_START + 5, "user_id": None},  # missing field: dropped
+            {"event_id": "f", "ts": DAY_END - 1},  # last millisecond: kept, hour 23
+        ],
+    )
     out = transform_stage_events(raw, DAY_START, DAY_END)
     assert out.columns == contracts.STAGED_EVENTS.columns
     assert sorted((r.event_id, r.hour) for r in out.collect()) == [("a", 1), ("f", 23)]
@@ -39,13 +53,16 @@ def _staged(spark, rows):
 
 def test_sessions_split_on_idle_gap_and_keep_click_order(spark):
     t = DAY_START + 3_600_000
-    events = _staged(spark, [
-        {"event_id": "1", "ts": t, "item_id": 5, "event": "expose"},
-        {"event_id": "2", "ts": t + 1 * MIN, "item_id": 5},
-        {"event_id": "3", "ts": t + 2 * MIN, "item_id": 7},
-        {"event_id": "4", "ts": t + 40 * MIN, "item_id": 9},      # 38 min idle: new session
-        {"event_id": "5", "ts": t, "user_id": 2, "item_id": 3},
-    ])
+    events = _staged(
+        spark,
+        [
+            {"event_id": "1", "ts": t, "item_id": 5, "event": "expose"},
+            {"event_id": "2", "ts": t + 1 * MIN, "item_id": 5},
+            {"event_id": "3", "ts": t + 2 * MIN, "item_id": 7},
+            {"event_id": "4", "ts": t + 40 * MIN, "item_id": 9},  # 38 min idle: new session
+            {"event_id": "5", "ts": t, "user_id": 2, "item_id": 3},
+        ],
+    )
     out = transform_sessions(events, gap_ms=30 * MIN, max_ms=24 * 60 * MIN).drop("session_id")
     expected = [
         Row(user_id=1, start_ts=t, end_ts=t + 2 * MIN, n_events=3, click_items=[5, 7]),

@@ -14,7 +14,11 @@ def _wide_deep():
     specs = contracts.ranking_features(n_items=30)
     return WideDeep(
         features=[{"name": f.name, "kind": f.kind, "vocab_size": f.vocab_size} for f in specs],
-        crosses=[list(c) for c in contracts.WIDE_CROSSES], cross_bins=64, embedding_dim=4, hidden_units=[8], dropout=0.1,
+        crosses=[list(c) for c in contracts.WIDE_CROSSES],
+        cross_bins=64,
+        embedding_dim=4,
+        hidden_units=[8],
+        dropout=0.1,
     ), specs
 
 
@@ -22,7 +26,9 @@ def _ranking_batch(specs, n=16, seed=0):
     rng = np.random.default_rng(seed)
     x = {}
     for f in specs:
-        x[f.name] = rng.integers(0, f.vocab_size, n).astype(np.int32) if f.kind == "categorical" else rng.random(n).astype(np.float32)
+        x[f.name] = (
+            rng.integers(0, f.vocab_size, n).astype(np.int32) if f.kind == "categorical" else rng.random(n).astype(np.float32)
+        )
     return x, (rng.random(n) < 0.3).astype(np.float32)
 
 
@@ -45,7 +51,7 @@ def test_item2vec_fits_and_round_trips(tmp_path):
     after = model.item_vectors()
     assert after.shape == (20, 4)
     np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, rtol=1e-5)
-    assert not np.allclose(before[1], after[1])      # trained rows moved
+    assert not np.allclose(before[1], after[1])  # trained rows moved
     np.testing.assert_allclose(before[15], after[15])  # an untouched row did not
     _round_trip(model, x, tmp_path)
 
@@ -78,5 +84,10 @@ def test_bad_hyperparameters_say_what_was_received():
     with pytest.raises(ValueError, match=r"Received: dropout=1.5"):
         MLP([4], dropout=1.5)
     with pytest.raises(ValueError, match=r"not categorical: \['nope'\]"):
-        WideDeep(features=[{"name": "a", "kind": "categorical", "vocab_size": 3}], crosses=[["a", "nope"]],
-                 cross_bins=8, embedding_dim=2, hidden_units=[4])
+        WideDeep(
+            features=[{"name": "a", "kind": "categorical", "vocab_size": 3}],
+            crosses=[["a", "nope"]],
+            cross_bins=8,
+            embedding_dim=2,
+            hidden_units=[4],
+        )

@@ -19,11 +19,11 @@ def test_floor_fails():
 
 
 def test_regression_against_champion():
-    assert evaluate_gate({"auc": 0.705}, {"auc": 0.71}, AUC).passed            # drop 0.005 <= 0.01
-    failed = evaluate_gate({"auc": 0.69}, {"auc": 0.71}, AUC)                   # drop 0.02 > 0.01
+    assert evaluate_gate({"auc": 0.705}, {"auc": 0.71}, AUC).passed  # drop 0.005 <= 0.01
+    failed = evaluate_gate({"auc": 0.69}, {"auc": 0.71}, AUC)  # drop 0.02 > 0.01
     assert not failed.passed and not failed.first_run
     assert any("drop +0.0200 exceeds max 0.0100" in r for r in failed.reasons)
-    assert evaluate_gate({"auc": 0.80}, {"auc": 0.71}, AUC).passed             # improvement
+    assert evaluate_gate({"auc": 0.80}, {"auc": 0.71}, AUC).passed  # improvement
 
 
 def test_missing_metric_fails_and_names_what_exists():

@@ -16,8 +16,7 @@ class CategoricalEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         if vocab_size <= 0 or output_dim <= 0:
             raise ValueError(
-                f"`vocab_size` and `output_dim` should be positive. Received: vocab_size={vocab_size}, "
-                f"output_dim={output_dim}"
+                f"`vocab_size` and `output_dim` should be positive. Received: vocab_size={vocab_size}, output_dim={output_dim}"
             )
         self.vocab_size = vocab_size
         self.output_dim = output_dim

@@ -19,14 +19,17 @@ class Item2Vec(keras.Model):
         super().__init__(**kwargs)
         if n_items <= 0 or embedding_dim <= 0:
             raise ValueError(
-                f"`n_items` and `embedding_dim` should be positive. Received: n_items={n_items}, "
-                f"embedding_dim={embedding_dim}"
+                f"`n_items` and `embedding_dim` should be positive. Received: n_items={n_items}, embedding_dim={embedding_dim}"
             )
         self.n_items = n_items
         self.embedding_dim = embedding_dim
         init = keras.initializers.RandomUniform(-0.5 / embedding_dim, 0.5 / embedding_dim)
-        self.target_embedding = keras.layers.Embedding(n_items, embedding_dim, embeddings_initializer=init, name="target_embedding")
-        self.context_embedding = keras.layers.Embedding(n_items, embedding_dim, embeddings_initializer=init, name="context_embedding")
+        self.target_embedding = keras.layers.Embedding(
+            n_items, embedding_dim, embeddings_initializer=init, name="target_embedding"
+        )
+        self.context_embedding = keras.layers.Embedding(
+            n_items, embedding_dim, embeddings_initializer=init, name="context_embedding"
+        )
 
     def call(self, inputs):
         target = self.target_embedding(ops.cast(inputs["target"], "int32"))
