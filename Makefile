@@ -62,6 +62,7 @@ airflow-ui: $(STAMP) airflow-init
 	airflow standalone
 
 mlflow-ui: $(STAMP)
+	@mkdir -p var/mlflow/artifacts
 	@echo "MLflow UI on http://localhost:$(MLFLOW_PORT)"
 	mlflow server --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db --default-artifact-root $(CURDIR)/var/mlflow/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
 

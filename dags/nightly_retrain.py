@@ -4,6 +4,7 @@ wait for raw/events/ds=D/_SUCCESS -> validate raw (GX) -> Spark: stage events ->
 item2vec samples + ranking samples -> validate features (GX) -> per model, in the ``gpu`` pool:
 train -> (index) -> evaluate champion on the same eval set -> gate -> promote -> summary.
 Every task reads its own day's partitions and overwrites its own, so reruns and backfills are idempotent.
+The run for day D starts at 01:00 UTC on D+1 and waits for D's logs.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import PokeReturnValue, chain, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from recpipe.tracking import RANKING_MODELS, RECALL_MODELS
 
 SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.ui.showConsoleProgress": "false"}
-RECALL_MODELS = ("item2vec",)
-RANKING_MODELS = ("wide_deep",)
+GPU_STEP_TIMEOUT = timedelta(hours=3)
 
 
 def _spark_job(name: str) -> SparkSubmitOperator:
@@ -35,7 +38,8 @@ def _spark_job(name: str) -> SparkSubmitOperator:
 
 @dag(
     dag_id="nightly_retrain",
-    schedule="@daily",
+    # One run per day D, after D has ended: ds is the data interval's start, the day whose logs to use.
+    schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=1,
@@ -62,19 +66,19 @@ def nightly_retrain():
 
         return [check_data("ranking_samples", ds), check_data("item2vec_pairs", ds)]
 
-    @task(pool="gpu")
+    @task(pool="gpu", execution_timeout=GPU_STEP_TIMEOUT)
     def train(model: str, ds: str | None = None, run_id: str | None = None) -> dict:
         from recpipe.pipeline import train as do_train
 
         return do_train(model, ds, run_id)
 
-    @task(pool="gpu")
+    @task(pool="gpu", execution_timeout=GPU_STEP_TIMEOUT)
     def build_index(model: str, trained: dict, ds: str | None = None) -> dict:
         from recpipe.pipeline import build_index as do_build
 
         return do_build(model, ds, trained)
 
-    @task(pool="gpu")
+    @task(pool="gpu", execution_timeout=GPU_STEP_TIMEOUT)
     def evaluate(model: str, trained: dict, ds: str | None = None) -> dict:
         from recpipe.pipeline import evaluate_champion
 

@@ -8,7 +8,6 @@ manifest as a version of ``<prefix>-<model>-index``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import tempfile
@@ -21,7 +20,7 @@ import numpy as np
 
 from recpipe import tracking
 from recpipe.config import Config, IndexConfig, load_config
-from recpipe.runner import RESULT_PREFIX
+from recpipe.runner import step_main
 from training import recall
 from training.artifacts import load_item_vectors
 
@@ -77,9 +76,9 @@ def build_and_register(model_key: str, cfg: Config, ds: str, run_id: str) -> dic
     index = build_index(vectors, ids, cfg.index)
     eval_set = recall.load_eval_set(cfg, ds)
     queries = recall.user_vectors(vectors, eval_set.histories)
-    k = min(cfg.index.top_k, len(ids))
+    k = min(cfg.item2vec.top_k, len(ids))
     metrics = {
-        f"index_recall_at_{cfg.index.top_k}": index_recall(index, vectors, ids, queries, k),
+        f"index_recall_at_{cfg.item2vec.top_k}": index_recall(index, vectors, ids, queries, k),
         "index_latency_ms_p50_batch1": latency_ms(index, queries, k),
         "index_size": float(index.ntotal),
     }
@@ -112,15 +111,14 @@ def build_and_register(model_key: str, cfg: Config, ds: str, run_id: str) -> dic
     return {"model": model_key, "ds": ds, "run_id": run_id, "index_version": int(version.version), "metrics": metrics}
 
 
+def _step(args) -> dict:
+    if not args.run_id:
+        raise SystemExit("--run-id (the training run whose item vectors to index) is required")
+    return build_and_register(args.model, load_config(args.config), args.ds, args.run_id)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, choices=sorted(tracking.RECALL_MODELS))
-    parser.add_argument("--ds", required=True)
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--config", default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(RESULT_PREFIX + json.dumps(build_and_register(args.model, load_config(args.config), args.ds, args.run_id)), flush=True)
+    step_main(__doc__, _step, tracking.RECALL_MODELS, argv)
 
 
 if __name__ == "__main__":

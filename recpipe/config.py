@@ -31,6 +31,7 @@ class EtlConfig:
     """Spark ETL settings."""
 
     lookback_days: int = 3
+    feature_window_days: int = 1
     session_gap_minutes: int = 30
     max_session_minutes: int = 1440
     skipgram_window: int = 2
@@ -74,7 +75,6 @@ class IndexConfig:
 
     factory: str = "IVF16,Flat"
     nprobe: int = 4
-    top_k: int = 50
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -83,9 +83,9 @@ class GateConfig:
 
     min_auc: float = 0.55
     max_auc_regression: float = 0.01
-    min_recall_at_50: float = 0.05
+    min_recall_at_k: float = 0.05
     max_recall_regression: float = 0.02
-    min_index_recall_at_50: float = 0.9
+    min_index_recall_at_k: float = 0.9
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -94,7 +94,9 @@ class ValidationConfig:
 
     min_raw_rows: int = 100
     min_feature_rows: int = 100
-    max_null_fraction: float = 0.0
+    # Share of raw rows allowed to be invalid (nulls, unknown events, duplicates, outside the day):
+    # staging drops them; more than this fails the night.
+    raw_max_bad_fraction: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -114,8 +116,8 @@ class Config:
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
 
     def flat(self) -> dict[str, Any]:
-        """Flattened ``section.key -> value`` view, used to log the resolved config as params."""
-        return _flatten(dataclasses.asdict(self))
+        """Flattened ``section.key -> value`` view with credentials in URIs masked (logged as run params)."""
+        return {k: _redact(v) for k, v in _flatten(dataclasses.asdict(self)).items()}
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -127,6 +129,13 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def _redact(value: Any) -> Any:
+    return _USERINFO.sub("***@", value) if isinstance(value, str) else value
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

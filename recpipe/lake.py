@@ -69,9 +69,20 @@ def partition_uri(root: str, dataset: Contract | str, ds: str) -> str:
     return f"{dataset_uri(root, dataset)}/ds={ds}"
 
 
-def _fs(uri: str):
+def window(ds: str, days: int, *, include_ds: bool) -> list[str]:
+    """The ``days`` days before ``ds``, oldest first, followed by ``ds`` itself when ``include_ds``."""
+    if days < 0:
+        raise ValueError(f"window length must be non-negative, received {days}")
+    before = [shift_ds(ds, -i) for i in range(days, 0, -1)]
+    return [*before, ds] if include_ds else before
+
+
+def filesystem(uri: str):
+    """(pyarrow FileSystem, path) of a lake URI; Hadoop's ``s3a://`` is read as ``s3://``."""
     from pyarrow import fs
 
+    if uri.startswith("s3a://"):
+        uri = "s3://" + uri[len("s3a://") :]
     return fs.FileSystem.from_uri(uri)
 
 
@@ -79,8 +90,19 @@ def partition_ready(root: str, dataset: Contract | str, ds: str) -> bool:
     """True when the partition exists and holds its ``_SUCCESS`` marker."""
     from pyarrow import fs
 
-    filesystem, path = _fs(partition_uri(root, dataset, ds))
-    return filesystem.get_file_info(f"{path}/{SUCCESS}").type == fs.FileType.File
+    filesys, path = filesystem(partition_uri(root, dataset, ds))
+    return filesys.get_file_info(f"{path}/{SUCCESS}").type == fs.FileType.File
+
+
+def write_text(directory_uri: str, name: str, text: str) -> str:
+    """Write one text file into a lake directory: to a temporary name first, then moved into place."""
+    filesys, path = filesystem(directory_uri)
+    filesys.create_dir(path, recursive=True)
+    tmp = f"{path}/.{name}.tmp"
+    with filesys.open_output_stream(tmp) as out:
+        out.write(text.encode("utf-8"))
+    filesys.move(tmp, f"{path}/{name}")
+    return f"{directory_uri.rstrip('/')}/{name}"
 
 
 def require_partitions(root: str, dataset: Contract | str, days: list[str]) -> None:

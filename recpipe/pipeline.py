@@ -63,28 +63,26 @@ def promote(model: str, verdict: dict) -> dict:
 
 def write_summary(ds: str, run_id: str) -> str:
     """Write the run's summary (per model: metrics, champion, verdict, promotion) into the lake."""
-    from pyarrow import fs
-
     cfg = load_config()
-    summary = {"ds": ds, "airflow_run_id": run_id, "models": summarize(ds)}
-    uri = lake.partition_uri(cfg.lake_root, "reports/nightly", ds)
-    filesystem, path = fs.FileSystem.from_uri(uri)
-    filesystem.create_dir(path, recursive=True)
-    with filesystem.open_output_stream(f"{path}/summary.json") as out:
-        out.write(json.dumps(summary, indent=2).encode("utf-8"))
-    return uri
+    summary = {"ds": ds, "airflow_run_id": run_id, "models": summarize(ds, run_id)}
+    return lake.write_text(
+        lake.partition_uri(cfg.lake_root, "reports/nightly", ds), "summary.json", json.dumps(summary, indent=2)
+    )
 
 
-def summarize(ds: str) -> list[dict]:
-    """Per model, the newest training run of day ``ds``: metrics, champion's metrics, verdict, promotion."""
+def summarize(ds: str, airflow_run_id: str | None = None) -> list[dict]:
+    """Per model, the newest training run of day ``ds`` (of one Airflow run, if given): metrics, verdict, promotion."""
     import mlflow
 
     cfg = load_config()
     tracking.setup(cfg)
     out = []
     for model in tracking.MODELS:
+        query = f"tags.ds = '{ds}' and tags.model = '{model}' and tags.stage = 'train'"
+        if airflow_run_id:
+            query += f" and tags.airflow_run_id = '{airflow_run_id}'"
         runs = mlflow.search_runs(
-            filter_string=f"tags.ds = '{ds}' and tags.model = '{model}' and tags.stage = 'train'",
+            filter_string=query,
             order_by=["attributes.start_time DESC"],
             max_results=1,
             output_format="list",

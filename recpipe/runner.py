@@ -1,48 +1,88 @@
-"""Run a GPU-pool step (training, evaluation, indexing) as a subprocess and collect its result.
+"""GPU-pool steps (training, evaluation, indexing): run as a subprocess, report one JSON result.
 
 Locally a step is ``python -m MODULE ARGS`` in this interpreter's environment; its output streams into
-the caller's log, and its last ``RECPIPE_RESULT {json}`` line is the result. In production the same
-module runs in the GPU image as a Kubernetes pod.
+the caller's log and its last ``RECPIPE_RESULT {json}`` line is the result. In production the same
+module runs in the GPU image as a Kubernetes pod. ``step_main`` is the shared ``main()`` of step modules.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 RESULT_PREFIX = "RECPIPE_RESULT "
 log = logging.getLogger(__name__)
 
 
 class StepFailed(RuntimeError):
-    """A step exited non-zero or printed no result."""
+    """A step exited non-zero or printed no valid result."""
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate the step's whole process group (it may have started its own children)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def run_step(module: str, args: Sequence[str]) -> dict:
     """Run ``python -m module args``; return the JSON of its ``RECPIPE_RESULT`` line.
 
+    If the caller is interrupted (an Airflow timeout or a killed task), the step is terminated too,
+    so it never keeps holding a GPU slot.
+
     Raises:
-        StepFailed: the process failed (with its exit code and last output lines) or printed no result.
+        StepFailed: the process failed (with its exit code and last output lines) or printed no valid result.
     """
     cmd = [sys.executable, "-m", module, *args]
     log.info("running %s", " ".join(cmd))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
     tail: list[str] = []
-    result = None
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX) :])
-        else:
-            log.info("%s", line)
-            tail = [*tail, line][-20:]
-    code = proc.wait()
+    result_line = None
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            if line.startswith(RESULT_PREFIX):
+                result_line = line[len(RESULT_PREFIX) :]
+            else:
+                log.info("%s", line)
+                tail = [*tail, line][-20:]
+        code = proc.wait()
+    finally:
+        _stop(proc)
     if code != 0:
         raise StepFailed(f"{module} exited with code {code}; last output:\n" + "\n".join(tail))
-    if result is None:
+    if result_line is None:
         raise StepFailed(f"{module} finished without printing a {RESULT_PREFIX.strip()} line")
-    return result
+    try:
+        return json.loads(result_line)
+    except json.JSONDecodeError as exc:
+        raise StepFailed(f"{module} printed a result that is not JSON ({exc}): {result_line[:200]!r}") from None
+
+
+def step_main(description: str, step: Callable[[argparse.Namespace], dict], models: Sequence[str], argv=None) -> None:
+    """Shared ``main()`` of a step module: ``--model --ds --config [--run-id]``, then print the result line."""
+    from recpipe import lake
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, choices=sorted(models))
+    parser.add_argument("--ds", required=True, help="the day, YYYY-MM-DD")
+    parser.add_argument("--config", default=None, help="config YAML (default: $RECPIPE_CONFIG or the embedded one)")
+    parser.add_argument("--run-id", default=None, help="the challenger's MLflow run (steps after training)")
+    parser.add_argument("--airflow-run-id", default=None)
+    args = parser.parse_args(argv)
+    lake.parse_ds(args.ds)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(RESULT_PREFIX + json.dumps(step(args)), flush=True)

@@ -276,7 +276,7 @@ def _oracle_topk(world: World, sampler: _Sampler, users: np.ndarray) -> list[dic
 
 
 def _write_partition(root: Path, dataset: str, ds: str, name: str, rows: Iterable[dict]) -> None:
-    """Write one JSON-lines partition: to a temporary directory first, then swap it in, marker last."""
+    """Write one JSON-lines partition into a temporary directory, then swap it into place whole."""
     final = root / dataset / f"ds={ds}"
     tmp = root / dataset / f".ds={ds}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -285,10 +285,13 @@ def _write_partition(root: Path, dataset: str, ds: str, name: str, rows: Iterabl
         for row in rows:
             fh.write(json.dumps(row, separators=(",", ":")))
             fh.write("\n")
+    (tmp / lake.SUCCESS).touch()
+    # Swap: the old partition is moved aside before the new one takes its name, and deleted last.
+    old = root / dataset / f".ds={ds}.old-{os.getpid()}"
     if final.exists():
-        shutil.rmtree(final)
+        os.replace(final, old)
     os.replace(tmp, final)
-    (final / lake.SUCCESS).touch()
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def generate(lake_root: str, *, days: int, users: int, items: int, seed: int, start: str) -> list[str]:

@@ -58,16 +58,22 @@ def setup(cfg: Config) -> str:
 
 
 def alias_version(cfg: Config, registered: str, alias: str = CHAMPION) -> Any | None:
-    """The model version holding ``alias``, or None when no version holds it yet."""
+    """The model version holding ``alias``, or None when the model or the alias does not exist yet.
+
+    Any other registry error propagates: it must never be mistaken for "no champion".
+    """
     import mlflow
 
     client = mlflow.MlflowClient()
     try:
-        return client.get_model_version_by_alias(registered, alias)
+        model = client.get_registered_model(registered)
     except mlflow.exceptions.MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
+    if alias not in model.aliases:
+        return None
+    return client.get_model_version(registered, str(model.aliases[alias]))
 
 
 def ensure_registered_model(registered: str, description: str) -> None:

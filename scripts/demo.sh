@@ -3,16 +3,29 @@
 # Called by `make demo`, which sets up .venv, AIRFLOW_HOME and the environment first.
 set -euo pipefail
 START=2026-11-01
-HISTORY_END=2026-11-03
-DAYS=(2026-11-04 2026-11-05)
-LOGS="$RECPIPE_HOME/var/logs"
-mkdir -p "$LOGS"
+HISTORY_END=2026-11-04
+DAYS=(2026-11-05 2026-11-06)
+VAR="$RECPIPE_HOME/var"
+LOGS="$VAR/logs"
+MARKER="$VAR/.demo"
 t0=$(date +%s)
 
-echo "== 1/4 synthetic click logs: 5 days, 2000 users, 1000 items (seed 42)"
-recpipe generate --days 5 --users 2000 --items 1000 --seed 42 --start "$START"
+# The demo owns var/lake and var/mlflow once it has created them (marker file); it starts from empty ones
+# each time, so "first run, no champion" holds. It never deletes a lake or store it did not create.
+if [ -e "$VAR/lake" ] || [ -e "$VAR/mlflow" ]; then
+  if [ ! -e "$MARKER" ]; then
+    echo "demo: $VAR/lake or $VAR/mlflow exists and was not made by the demo; move it away (or make clean) first" >&2
+    exit 1
+  fi
+  echo "== resetting the previous demo's var/lake and var/mlflow"
+  rm -rf "$VAR/lake" "$VAR/mlflow"
+fi
+mkdir -p "$LOGS" && touch "$MARKER"
 
-echo "== 2/4 ETL history: stage events and sessions for $START..$HISTORY_END (the lookback window)"
+echo "== 1/4 synthetic click logs: 6 days, 2000 users, 1000 items (seed 42)"
+recpipe generate --days 6 --users 2000 --items 1000 --seed 42 --start "$START"
+
+echo "== 2/4 ETL history: stage events and sessions for $START..$HISTORY_END (the lookback and feature windows)"
 recpipe etl --start "$START" --end "$HISTORY_END" > "$LOGS/etl-history.log" 2>&1 || { tail -30 "$LOGS/etl-history.log"; exit 1; }
 
 n=3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from collections.abc import Callable, Sequence
 
@@ -43,11 +44,14 @@ def read_partition(spark: SparkSession, root: str, contract: Contract, ds: str) 
 def read_days(spark: SparkSession, root: str, contract: Contract, days: Sequence[str]) -> DataFrame:
     """Union of several Parquet partitions with a ``ds`` column; every day must be complete."""
     lake.require_partitions(root, contract, list(days))
-    frames = [read_partition(spark, root, contract, ds).withColumn("ds", F.lit(ds)) for ds in days]
-    out = frames[0]
-    for frame in frames[1:]:
-        out = out.unionByName(frame)
-    return out
+    return union_all([read_partition(spark, root, contract, ds).withColumn("ds", F.lit(ds)) for ds in days])
+
+
+def union_all(frames: Sequence[DataFrame]) -> DataFrame:
+    """Union of DataFrames with the same columns, matched by name."""
+    if not frames:
+        raise ValueError("union_all needs at least one DataFrame")
+    return functools.reduce(DataFrame.unionByName, frames)
 
 
 def write_partition(df: DataFrame, root: str, contract: Contract, ds: str) -> str:

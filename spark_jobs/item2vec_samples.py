@@ -9,18 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from recpipe import contracts, lake
 from recpipe.config import Config
-from spark_jobs.common import job_main, read_days, read_json_partition, write_partition
+from spark_jobs.common import job_main, read_days, read_json_partition, union_all, write_partition
 
 NEG_TABLE_SIZE = 100_000
 
 
 def transform_positive_pairs(sessions: DataFrame, window: int) -> DataFrame:
-    """(session_id, click_items, target, context) for clicks at most ``window`` apart in a session."""
+    """(session_id, click_items, positions, target, context) for clicks at most ``window`` apart in a session."""
     exploded = sessions.select("session_id", "click_items", F.posexplode("click_items").alias("pos", "item"))
     left, right = exploded.alias("l"), exploded.alias("r")
     cond = (
@@ -32,6 +32,8 @@ def transform_positive_pairs(sessions: DataFrame, window: int) -> DataFrame:
     return left.join(right, cond, how="inner").select(
         F.col("l.session_id").alias("session_id"),
         F.col("l.click_items").alias("click_items"),
+        F.col("l.pos").alias("target_pos"),
+        F.col("r.pos").alias("context_pos"),
         F.col("l.item").alias("target"),
         F.col("r.item").alias("context"),
     )
@@ -57,8 +59,14 @@ def transform_negatives(
 ) -> DataFrame:
     """Negatives for each positive pair: ``n_city`` from the target's city, ``n_global`` by popularity^0.75.
 
-    A negative is never the target, the context, nor any item clicked in the same session.
+    A negative is never the target, the context, nor any item clicked in the same session. Draws hash
+    the pair's identity with the seed, so they do not depend on how Spark partitions the data.
     """
+
+    def draw(k: int, n) -> Column:
+        key = F.xxhash64("session_id", "target_pos", "context_pos", F.lit(k), F.lit(seed))
+        return F.pmod(key, n).cast("int")
+
     by_city = Window.partitionBy("city_id").orderBy("item_id")
     city_items = items.select("item_id", "city_id", F.row_number().over(by_city).alias("city_idx"))
     city_size = city_items.groupBy("city_id").agg(F.count(F.lit(1)).alias("city_n"))
@@ -66,17 +74,15 @@ def transform_negatives(
     with_city = with_city.join(city_size, on="city_id", how="inner")
     negatives = []
     for k in range(n_city):
-        draw = with_city.withColumn("city_idx", (F.floor(F.rand(seed + k) * F.col("city_n")) + 1).cast("int"))
-        neg = draw.join(city_items.withColumnRenamed("item_id", "negative"), on=["city_id", "city_idx"], how="inner")
+        drawn = with_city.withColumn("city_idx", draw(k, F.col("city_n")) + 1)
+        neg = drawn.join(city_items.withColumnRenamed("item_id", "negative"), on=["city_id", "city_idx"], how="inner")
         negatives.append(neg.select("click_items", "target", "context", "negative", F.lit("city").alias("kind")))
     table_n = pop_table.count()
     for k in range(n_global):
-        draw = positives.withColumn("bucket", F.floor(F.rand(seed + 1000 + k) * table_n).cast("int"))
-        neg = draw.join(pop_table.withColumnRenamed("item_id", "negative"), on="bucket", how="inner")
+        drawn = positives.withColumn("bucket", draw(n_city + k, F.lit(table_n)))
+        neg = drawn.join(pop_table.withColumnRenamed("item_id", "negative"), on="bucket", how="inner")
         negatives.append(neg.select("click_items", "target", "context", "negative", F.lit("global").alias("kind")))
-    allneg = negatives[0]
-    for frame in negatives[1:]:
-        allneg = allneg.unionByName(frame)
+    allneg = union_all(negatives)
     keep = (
         (F.col("negative") != F.col("target"))
         & (F.col("negative") != F.col("context"))
@@ -109,8 +115,7 @@ def transform_recall_eval(train_sessions: DataFrame, eval_sessions: DataFrame, m
 
 def run(spark: SparkSession, cfg: Config, ds: str) -> str:
     """Build ``training/{item2vec_pairs,item_popularity,recall_eval}/ds`` from the sessions window."""
-    train_days = [lake.shift_ds(ds, -i) for i in range(cfg.etl.lookback_days, 0, -1)]
-    sessions = read_days(spark, cfg.lake_root, contracts.SESSIONS, [*train_days, ds])
+    sessions = read_days(spark, cfg.lake_root, contracts.SESSIONS, lake.window(ds, cfg.etl.lookback_days, include_ds=True))
     train = sessions.where(F.col("ds") != ds)
     items = read_json_partition(spark, cfg.lake_root, contracts.RAW_ITEMS, ds).select("item_id", "city_id")
     popularity = transform_item_popularity(train).cache()

@@ -37,6 +37,7 @@ mlflow_tracking_uri: sqlite:///{root}/mlflow/mlflow.db
 mlflow_artifact_root: {root}/mlflow/artifacts
 etl:
   lookback_days: 2
+  feature_window_days: 1
 item2vec:
   embedding_dim: 16
   epochs: 2
@@ -51,8 +52,8 @@ index:
   nprobe: 2
 gates:
   min_auc: 0.5
-  min_recall_at_50: 0.01
-  min_index_recall_at_50: 0.5
+  min_recall_at_k: 0.01
+  min_index_recall_at_k: 0.5
 validation:
   min_raw_rows: 50
   min_feature_rows: 50

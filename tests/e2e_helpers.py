@@ -10,10 +10,19 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 
-from recpipe import lake, synthetic
+from recpipe import contracts, lake, synthetic
 from recpipe.config import Config
 
 USERS, ITEMS, SEED = 300, 120, 5
+# The partitions one nightly run writes for its day.
+OUTPUTS = [
+    contracts.STAGED_EVENTS,
+    contracts.SESSIONS,
+    contracts.ITEM2VEC_PAIRS,
+    contracts.ITEM_POPULARITY,
+    contracts.RECALL_EVAL,
+    contracts.RANKING_SAMPLES,
+]
 
 
 def make_lake(cfg: Config, days: int, history: int, start: str = "2026-11-01", spark=None) -> list[str]:

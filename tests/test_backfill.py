@@ -18,18 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from recpipe import contracts, lake
-from tests.e2e_helpers import airflow, fingerprint, make_lake
+from recpipe import lake
+from tests.e2e_helpers import OUTPUTS, airflow, fingerprint, make_lake
 
 pytestmark = pytest.mark.slow
 DAG_ID = "nightly_retrain"
-OUTPUTS = [
-    contracts.STAGED_EVENTS,
-    contracts.SESSIONS,
-    contracts.ITEM2VEC_PAIRS,
-    contracts.RECALL_EVAL,
-    contracts.RANKING_SAMPLES,
-]
 
 
 def _free_port() -> int:
@@ -129,8 +122,8 @@ def standalone(tmp_path):
 
 
 def test_backfill_three_days_then_reprocess_one(cfg, spark, standalone):
-    days = make_lake(cfg, days=5, history=2, spark=spark)
-    targets = days[2:]
+    days = make_lake(cfg, days=6, history=3, spark=spark)
+    targets = days[3:]
     airflow("dags", "unpause", DAG_ID, env=standalone.env)
     # One run at a time, oldest first: each day's lookback window reads the earlier days' staged events.
     airflow(

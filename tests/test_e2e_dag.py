@@ -1,48 +1,43 @@
 """End to end: the nightly DAG on tiny generated data with ``dag.test()``, two days in a row."""
 
 import json
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import mlflow
 import pytest
 
-from recpipe import contracts, lake, tracking
-from tests.e2e_helpers import airflow, fingerprint, make_lake
+from recpipe import lake, tracking
+from tests.e2e_helpers import OUTPUTS, airflow, fingerprint, make_lake
 
 pytestmark = pytest.mark.slow
-
-OUTPUTS = [
-    contracts.STAGED_EVENTS,
-    contracts.SESSIONS,
-    contracts.ITEM2VEC_PAIRS,
-    contracts.RECALL_EVAL,
-    contracts.RANKING_SAMPLES,
-]
+DAGS = Path(__file__).resolve().parents[1] / "dags"
 
 
 def _run_day(ds: str):
     from airflow.models import DagBag
 
-    dag = DagBag(dag_folder="dags", known_pools={"default_pool", "gpu"}).get_dag("nightly_retrain")
+    dag = DagBag(dag_folder=str(DAGS), known_pools={"default_pool", "gpu"}).get_dag("nightly_retrain")
     return dag.test(logical_date=datetime.fromisoformat(ds).replace(tzinfo=UTC))
 
 
-def test_two_nightly_runs_write_log_register_and_promote(cfg, spark):
-    days = make_lake(cfg, days=4, history=2, spark=spark)
+def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, monkeypatch):
+    DAY1, DAY2 = make_lake(cfg, days=5, history=3, spark=spark)[3:]
     airflow("db", "migrate")
 
-    first = _run_day(days[2])
+    first = _run_day(DAY1)
     assert first.state == "success"
     for contract in OUTPUTS:
-        assert lake.partition_ready(cfg.lake_root, contract, days[2]), contract.name
-    summary = f"{lake.partition_uri(cfg.lake_root, 'reports/nightly', days[2])}/summary.json"
+        assert lake.partition_ready(cfg.lake_root, contract, DAY1), contract.name
+    summary = f"{lake.partition_uri(cfg.lake_root, 'reports/nightly', DAY1)}/summary.json"
     assert {m["model"] for m in json.load(open(summary))["models"]} == set(tracking.MODELS)
     tracking.setup(cfg)
     client = mlflow.MlflowClient()
     for model in tracking.MODELS:
         champion = client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion")
         run = client.get_run(champion.run_id)
-        assert run.data.tags["ds"] == days[2] and run.data.tags["champion_version"] == "none"
+        assert run.data.tags["ds"] == DAY1 and run.data.tags["champion_version"] == "none"
         assert run.data.tags["gate_passed"] == "true" and run.data.tags["promoted"] == "true"
         assert run.data.params["etl.lookback_days"] == "2"
     index = client.get_model_version_by_alias(tracking.index_name(cfg, "item2vec"), "champion")
@@ -51,19 +46,25 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark):
     assert i2v.data.metrics["recall_at_50"] > i2v.data.metrics["popularity_recall_at_50"]
     assert 0 < i2v.data.metrics["recall_at_50"] <= i2v.data.metrics["oracle_recall_at_50"] + 0.1
 
-    before = {c.name: fingerprint(cfg, c.name, days[2]) for c in OUTPUTS}
-    second = _run_day(days[3])
+    before = {c.name: fingerprint(cfg, c.name, DAY1) for c in OUTPUTS}
+    # Day 2 with a ranking floor no model can reach: wide_deep must fail its gate and stay at v1.
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(open(os.environ["RECPIPE_CONFIG"]).read().replace("min_auc: 0.5", "min_auc: 0.99"))
+    monkeypatch.setenv("RECPIPE_CONFIG", str(strict))
+    second = _run_day(DAY2)
     assert second.state == "success"
+    expected = {"item2vec": ("true", "2"), "wide_deep": ("false", "1")}
     for model in tracking.MODELS:
-        runs = mlflow.search_runs(filter_string=f"tags.ds = '{days[3]}' and tags.model = '{model}'", output_format="list")
+        runs = mlflow.search_runs(filter_string=f"tags.ds = '{DAY2}' and tags.model = '{model}'", output_format="list")
         assert len(runs) == 1
         tags, metrics = runs[0].data.tags, runs[0].data.metrics
-        assert tags["champion_version"] == "1"  # the day-3 release was the champion to beat
+        assert tags["champion_version"] == "1"  # day 1's release was the champion to beat
         key = "auc" if model == "wide_deep" else "recall_at_50"
         assert f"champion_{key}" in metrics
-        promoted = tags["promoted"] == "true"
-        assert promoted == (tags["gate_passed"] == "true")
-        champion = client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion")
-        assert str(champion.version) == ("2" if promoted else "1")
-    # Day 4's run wrote day 4's partitions and left day 3's untouched.
-    assert {c.name: fingerprint(cfg, c.name, days[2]) for c in OUTPUTS} == before
+        passed, champion = expected[model]
+        assert (tags["gate_passed"], tags["promoted"]) == (passed, passed), tags.get("gate_reasons")
+        assert str(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").version) == champion
+    assert "auc=" in runs[0].data.tags["gate_reasons"] and "< floor 0.9900" in runs[0].data.tags["gate_reasons"]
+    assert client.get_model_version_by_alias(tracking.index_name(cfg, "item2vec"), "champion").tags["model_version"] == "2"
+    # Day 2's run wrote day 2's partitions and left day 1's untouched.
+    assert {c.name: fingerprint(cfg, c.name, DAY1) for c in OUTPUTS} == before

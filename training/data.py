@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 
 from recpipe import contracts, lake
 from recpipe.contracts import Contract
@@ -17,7 +16,7 @@ def read_table(root: str, contract: Contract, ds: str, columns: list[str] | None
     Raw snapshots and oracle files are JSON lines (``raw/`` and ``oracle/`` datasets), the rest Parquet.
     """
     lake.require_partitions(root, contract, [ds])
-    filesystem, path = pafs.FileSystem.from_uri(lake.partition_uri(root, contract, ds))
+    filesystem, path = lake.filesystem(lake.partition_uri(root, contract, ds))
     fmt = "json" if contract.name.startswith(("raw/", "oracle/")) else "parquet"
     dataset = pads.dataset(path, filesystem=filesystem, format=fmt)
     return dataset.to_table(columns=columns or contract.columns, filter=filter_expr)

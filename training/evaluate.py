@@ -7,8 +7,6 @@ champion, is tagged ``champion_version=none``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 
@@ -17,11 +15,12 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import mlflow
 
+# Importing the model modules registers the classes Keras needs to load a champion.
 import training.models.item2vec
 import training.models.wide_deep  # noqa: F401
 from recpipe import tracking
 from recpipe.config import Config, load_config
-from recpipe.runner import RESULT_PREFIX
+from recpipe.runner import step_main
 from training import ranking, recall
 from training.artifacts import load_item_vectors
 
@@ -37,7 +36,8 @@ def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, 
     if model_key in tracking.RECALL_MODELS:
         eval_set = recall.load_eval_set(cfg, ds)
         return int(version.version), recall.evaluate_vectors(load_item_vectors(version.run_id), eval_set, cfg.item2vec.top_k)
-    model = mlflow.keras.load_model(f"models:/{registered}@{tracking.CHAMPION}")
+    # By number, not alias: a promotion between the two calls must not mix two versions.
+    model = mlflow.keras.load_model(f"models:/{registered}/{version.version}")
     return int(version.version), ranking.evaluate_model(model, ranking.load_split(cfg, ds, "eval"))
 
 
@@ -52,16 +52,14 @@ def evaluate(model_key: str, cfg: Config, ds: str, run_id: str) -> dict:
     return {"model": model_key, "ds": ds, "run_id": run_id, "champion_version": version, "champion_metrics": metrics}
 
 
+def _step(args) -> dict:
+    if not args.run_id:
+        raise SystemExit("--run-id (the challenger's MLflow run) is required")
+    return evaluate(args.model, load_config(args.config), args.ds, args.run_id)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, choices=sorted(tracking.MODELS))
-    parser.add_argument("--ds", required=True)
-    parser.add_argument("--run-id", required=True, help="the challenger's MLflow run")
-    parser.add_argument("--config", default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    result = evaluate(args.model, load_config(args.config), args.ds, args.run_id)
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    step_main(__doc__, _step, tracking.MODELS, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ def ranking_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     if labels.shape != probs.shape or labels.size == 0:
         raise ValueError(f"labels and probs need the same non-empty shape, received {labels.shape} and {probs.shape}")
     if len(np.unique(labels)) < 2:
-        raise ValueError("AUC needs both positive and negative labels in the eval set")
+        positives = int((labels > 0.5).sum())
+        raise ValueError(f"AUC needs both positive and negative labels; the eval set has {positives} of {labels.size} positive")
     return {
         "auc": float(roc_auc_score(labels, probs)),
         "logloss": float(log_loss(labels, probs)),
@@ -29,10 +30,10 @@ def recall_metrics(recommended: Sequence[Sequence[int]], targets: Sequence[Seque
     if len(recommended) != len(targets) or not targets:
         raise ValueError(f"need one recommendation list per user, received {len(recommended)} lists for {len(targets)} users")
     recalls, hits = [], []
-    for recs, truth in zip(recommended, targets, strict=True):
+    for row, (recs, truth) in enumerate(zip(recommended, targets, strict=True)):
         truth_set = set(int(t) for t in truth)
         if not truth_set:
-            raise ValueError("every eval user needs at least one target item")
+            raise ValueError(f"every eval user needs at least one target item; user row {row} has none")
         found = len(truth_set.intersection(int(r) for r in list(recs)[:k]))
         recalls.append(found / len(truth_set))
         hits.append(1.0 if found else 0.0)
@@ -45,7 +46,6 @@ def top_k(user_vectors: np.ndarray, item_vectors: np.ndarray, k: int, batch: int
     out = np.empty((user_vectors.shape[0], k), dtype=np.int64)
     for start in range(0, user_vectors.shape[0], batch):
         scores = user_vectors[start : start + batch] @ item_vectors.T
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
-        out[start : start + batch] = np.take_along_axis(part, order, axis=1)
+        # A stable sort of the negated scores keeps equal scores in item-id order, at the boundary too.
+        out[start : start + batch] = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return out

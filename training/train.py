@@ -6,7 +6,6 @@ Run as ``python -m training.train --model item2vec --ds 2026-11-04``. The last l
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from mlflow.models import infer_signature
 
 from recpipe import lake, tracking
 from recpipe.config import Config, load_config
-from recpipe.runner import RESULT_PREFIX
+from recpipe.runner import step_main
 from training import ranking, recall
 from training.artifacts import log_item_vectors
 
@@ -110,16 +109,12 @@ def train(model_key: str, cfg: Config, ds: str, *, airflow_run_id: str | None = 
         return {"model": model_key, "ds": ds, "run_id": run.info.run_id, "version": version, "metrics": metrics}
 
 
+def _step(args) -> dict:
+    return train(args.model, load_config(args.config), args.ds, airflow_run_id=args.airflow_run_id)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, choices=sorted(TRAINERS))
-    parser.add_argument("--ds", required=True, help="the day whose training set to use, YYYY-MM-DD")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--airflow-run-id", default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    result = train(args.model, load_config(args.config), args.ds, airflow_run_id=args.airflow_run_id)
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    step_main(__doc__, _step, sorted(TRAINERS), argv)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def evaluate_gate(
             reasons.append(f"{t.metric}={value:.4f} {'>=' if ok else '<'} floor {t.min_value:.4f}")
         if t.max_regression is not None and champion is not None:
             if t.metric not in champion:
-                reasons.append(f"{t.metric}: champion has no value, regression not checked")
+                passed = False
+                reasons.append(f"{t.metric}: the champion has no value to compare with (champion metrics: {sorted(champion)})")
                 continue
             drop = champion[t.metric] - value
             ok = drop <= t.max_regression
@@ -65,13 +66,13 @@ def evaluate_gate(
     return GateResult(bool(passed), tuple(reasons), champion is None)
 
 
-def thresholds_for(model_kind: str, gates: GateConfig, top_k: int = 50) -> list[Threshold]:
-    """The configured thresholds of a model kind: ``recall`` or ``ranking``."""
+def thresholds_for(model_kind: str, gates: GateConfig, top_k: int) -> list[Threshold]:
+    """The configured thresholds of a model kind: ``recall`` (at ``top_k``) or ``ranking``."""
     if model_kind == "ranking":
         return [Threshold("auc", gates.min_auc, gates.max_auc_regression)]
     if model_kind == "recall":
         return [
-            Threshold(f"recall_at_{top_k}", gates.min_recall_at_50, gates.max_recall_regression),
-            Threshold(f"index_recall_at_{top_k}", gates.min_index_recall_at_50, None),
+            Threshold(f"recall_at_{top_k}", gates.min_recall_at_k, gates.max_recall_regression),
+            Threshold(f"index_recall_at_{top_k}", gates.min_index_recall_at_k, None),
         ]
     raise ValueError(f"model_kind must be 'recall' or 'ranking', received {model_kind!r}")

@@ -1,5 +1,8 @@
 """Every DAG parses without import errors and follows the house rules (tags, retries, pools, no parse-time work)."""
 
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,28 @@ def test_parsing_touches_no_connection_or_variable(monkeypatch):
     monkeypatch.setattr(Variable, "get", refuse)
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
+
+
+def test_parsing_imports_no_heavy_library():
+    """DAG parsing happens often: it must not import Spark, TensorFlow, MLflow, GX or FAISS."""
+    code = (
+        "import sys; from airflow.models import DagBag; "
+        f"bag = DagBag(dag_folder={str(DAGS)!r}); assert not bag.import_errors, bag.import_errors; "
+        "heavy = {'pyspark', 'tensorflow', 'keras', 'mlflow', 'great_expectations', 'faiss', 'xgboost'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_each_run_processes_the_day_that_has_ended(dagbag):
+    from airflow.timetables.base import TimeRestriction
+
+    dag = dagbag.dags["nightly_retrain"]
+    start = datetime(2026, 11, 21, tzinfo=UTC)
+    info = dag.timetable.next_dagrun_info(
+        last_automated_data_interval=None, restriction=TimeRestriction(earliest=start, latest=None, catchup=True)
+    )
+    # The run for ds=2026-11-21 starts only after that day is over.
+    assert info.logical_date.date().isoformat() == "2026-11-21"
+    assert info.run_after >= datetime(2026, 11, 22, tzinfo=UTC)

@@ -33,8 +33,14 @@ def test_missing_metric_fails_and_names_what_exists():
 
 
 def test_configured_thresholds():
-    gates = GateConfig(min_auc=0.6, min_recall_at_50=0.1, min_index_recall_at_50=0.9)
-    assert [t.metric for t in thresholds_for("recall", gates)] == ["recall_at_50", "index_recall_at_50"]
-    assert thresholds_for("ranking", gates)[0] == Threshold("auc", 0.6, gates.max_auc_regression)
+    gates = GateConfig(min_auc=0.6, min_recall_at_k=0.1, min_index_recall_at_k=0.9)
+    assert [t.metric for t in thresholds_for("recall", gates, 20)] == ["recall_at_20", "index_recall_at_20"]
+    assert thresholds_for("ranking", gates, 20)[0] == Threshold("auc", 0.6, gates.max_auc_regression)
     with pytest.raises(ValueError, match="received 'retrieval'"):
-        thresholds_for("retrieval", gates)
+        thresholds_for("retrieval", gates, 20)
+
+
+def test_a_champion_without_the_metric_fails_the_gate():
+    result = evaluate_gate({"auc": 0.7}, {"logloss": 0.3}, AUC)
+    assert not result.passed
+    assert "auc: the champion has no value to compare with (champion metrics: ['logloss'])" in result.reasons
