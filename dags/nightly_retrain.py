@@ -1,6 +1,7 @@
 """nightly_retrain: one day's retrain of every recall and ranking model, gated, then promoted.
 
-wait for raw/events/ds=D/_SUCCESS -> validate raw (GX) -> Spark: stage events -> sessions ->
+wait for raw/events/ds=D/_SUCCESS -> Spark: stage events (bad rows quarantined with a reason, their share
+gated) -> validate staged events (GX; quarantine counts to MLflow) -> Spark: sessions ->
 item2vec samples + ranking samples -> validate features (GX) -> per model, in the ``gpu`` pool:
 train -> (index) -> evaluate champion on the same eval set -> gate -> promote -> summary.
 Every task reads its own day's partitions and overwrites its own, so reruns and backfills are idempotent.
@@ -55,10 +56,10 @@ def nightly_retrain():
         return PokeReturnValue(is_done=raw_ready(ds))
 
     @task(retries=0)
-    def validate_raw(ds: str | None = None) -> dict:
-        from recpipe.pipeline import check_data
+    def validate_events(ds: str | None = None, run_id: str | None = None) -> dict:
+        from recpipe.pipeline import validate_events as check_events
 
-        return check_data("raw_events", ds)
+        return check_events(ds, run_id)
 
     @task(retries=0)
     def validate_features(ds: str | None = None) -> list[dict]:
@@ -105,8 +106,8 @@ def nightly_retrain():
     features = validate_features()
     chain(
         wait_for_raw_events(),
-        validate_raw(),
         _spark_job("stage_events"),
+        validate_events(),
         _spark_job("sessions"),
         [_spark_job("item2vec_samples"), _spark_job("ranking_samples")],
         features,

@@ -32,6 +32,12 @@ class EtlConfig:
 
     lookback_days: int = 3
     feature_window_days: int = 1
+    # Raw events up to this long before the day's start or after its end still belong to the day.
+    lateness_minutes: int = 60
+    # A user with more events than this in one minute is a crawler: removed and counted.
+    max_events_per_minute: int = 120
+    # Share of raw rows allowed to be invalid (quarantined with a reason); above it the night fails.
+    max_invalid_fraction: float = 0.01
     session_gap_minutes: int = 30
     max_session_minutes: int = 1440
     skipgram_window: int = 2
@@ -92,11 +98,8 @@ class GateConfig:
 class ValidationConfig:
     """Data check settings."""
 
-    min_raw_rows: int = 100
+    min_event_rows: int = 100
     min_feature_rows: int = 100
-    # Share of raw rows allowed to be invalid (nulls, unknown events, duplicates, outside the day):
-    # staging drops them; more than this fails the night.
-    raw_max_bad_fraction: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

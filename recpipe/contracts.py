@@ -134,6 +134,7 @@ STAGED_EVENTS = Contract(
     _cols(*[f"{c.name}:{c.type}" for c in RAW_EVENTS.schema], "hour:int32"),
     keys=("event_id",),
 )
+QUARANTINE_EVENTS = Contract("quarantine/events", _cols("value:string", "reason:string", "detail:string?"))
 SESSIONS = Contract(
     "sessions",
     _cols(

@@ -32,6 +32,28 @@ def check_data(suite: str, ds: str) -> dict:
     return check_partition(suite, load_config(), ds)
 
 
+def validate_events(ds: str, run_id: str) -> dict:
+    """Check the staged events (GX) and log the day's quarantine counts to MLflow as a ``data`` run."""
+    import mlflow
+
+    from validation.data_checks import check_partition
+
+    cfg = load_config()
+    counts_uri = lake.partition_uri(cfg.lake_root, "reports/quarantine", ds)
+    filesystem, path = lake.filesystem(counts_uri)
+    with filesystem.open_input_stream(f"{path}/counts.json") as fh:
+        report = json.loads(fh.read().decode("utf-8"))
+    tracking.setup(cfg)
+    with mlflow.start_run(run_name=f"data ds={ds}", tags={"stage": "data", "ds": ds, "airflow_run_id": run_id}):
+        total = report["raw_rows"]
+        mlflow.log_metrics({"raw_rows": total, **{f"quarantine_{k}": v for k, v in report["counts"].items()}})
+        mlflow.log_metric("quarantine_share", sum(report["counts"].values()) / total if total else 0.0)
+        mlflow.log_dict(report, "data/quarantine_counts.json")
+        summary = check_partition("staged_events", cfg, ds)
+        mlflow.log_dict(summary, "data/staged_events_check.json")
+    return summary
+
+
 def train(model: str, ds: str, run_id: str) -> dict:
     """Train, evaluate on the eval split, log and register one model (subprocess)."""
     return run_step("training.train", ["--model", model, "--ds", ds, "--airflow-run-id", run_id])

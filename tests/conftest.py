@@ -55,7 +55,7 @@ gates:
   min_recall_at_k: 0.01
   min_index_recall_at_k: 0.5
 validation:
-  min_raw_rows: 50
+  min_event_rows: 50
   min_feature_rows: 50
 """
 

@@ -17,6 +17,7 @@ USERS, ITEMS, SEED = 300, 120, 5
 # The partitions one nightly run writes for its day.
 OUTPUTS = [
     contracts.STAGED_EVENTS,
+    contracts.QUARANTINE_EVENTS,
     contracts.SESSIONS,
     contracts.ITEM2VEC_PAIRS,
     contracts.ITEM_POPULARITY,

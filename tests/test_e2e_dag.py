@@ -34,6 +34,9 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
     assert {m["model"] for m in json.load(open(summary))["models"]} == set(tracking.MODELS)
     tracking.setup(cfg)
     client = mlflow.MlflowClient()
+    data_runs = mlflow.search_runs(filter_string=f"tags.stage = 'data' and tags.ds = '{DAY1}'", output_format="list")
+    assert len(data_runs) == 1 and data_runs[0].data.metrics["quarantine_malformed_json"] == 0
+    assert data_runs[0].data.metrics["raw_rows"] > 0
     for model in tracking.MODELS:
         champion = client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion")
         run = client.get_run(champion.run_id)

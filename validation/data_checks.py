@@ -27,21 +27,21 @@ def _expectations(contract: contracts.Contract):
     return [gxe.ExpectColumnToExist(column=c) for c in contract.columns]
 
 
-def raw_events_suite(cfg: Config, ds: str) -> list:
-    """Expectations of one raw events partition."""
+def staged_events_suite(cfg: Config, ds: str) -> list:
+    """Expectations of one staged events partition: what staging promises, strictly (bad rows were quarantined)."""
     import great_expectations.expectations as gxe
 
     start, end = lake.day_bounds_ms(ds)
-    # Staging drops invalid rows; the check fails the night only when more than the allowed share is bad.
-    mostly = 1.0 - cfg.validation.raw_max_bad_fraction
+    lateness = cfg.etl.lateness_minutes * 60_000
     return [
-        *_expectations(contracts.RAW_EVENTS),
-        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_raw_rows),
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=mostly) for c in contracts.RAW_EVENTS.columns],
-        gxe.ExpectColumnValuesToBeInSet(column="event", value_set=list(contracts.EVENT_TYPES), mostly=mostly),
-        gxe.ExpectColumnValuesToBeBetween(column="ts", min_value=start, max_value=end - 1, mostly=mostly),
-        gxe.ExpectColumnValuesToBeUnique(column="event_id", mostly=mostly),
-        gxe.ExpectColumnValuesToBeBetween(column="position", min_value=0, mostly=mostly),
+        *_expectations(contracts.STAGED_EVENTS),
+        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_event_rows),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in contracts.STAGED_EVENTS.columns],
+        gxe.ExpectColumnValuesToBeInSet(column="event", value_set=list(contracts.EVENT_TYPES)),
+        gxe.ExpectColumnValuesToBeBetween(column="ts", min_value=start - lateness, max_value=end + lateness - 1),
+        gxe.ExpectColumnValuesToBeUnique(column="event_id"),
+        gxe.ExpectColumnValuesToBeBetween(column="position", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="hour", min_value=0, max_value=23),
     ]
 
 
@@ -84,7 +84,7 @@ def item2vec_pairs_suite(cfg: Config, ds: str) -> list:
 
 
 SUITES: dict[str, tuple[contracts.Contract, Callable[[Config, str], list]]] = {
-    "raw_events": (contracts.RAW_EVENTS, raw_events_suite),
+    "staged_events": (contracts.STAGED_EVENTS, staged_events_suite),
     "ranking_samples": (contracts.RANKING_SAMPLES, ranking_samples_suite),
     "item2vec_pairs": (contracts.ITEM2VEC_PAIRS, item2vec_pairs_suite),
 }

@@ -40,9 +40,11 @@ def test_nightly_retrain_shape(dagbag):
     assert tasks["build_index_item2vec"].pool == "gpu"
     assert tasks["train_item2vec"].upstream_task_ids == {"validate_features"}
     assert tasks["validate_features"].upstream_task_ids == {"item2vec_samples", "ranking_samples"}
-    assert tasks["stage_events"].upstream_task_ids == {"validate_raw"}
+    assert tasks["stage_events"].upstream_task_ids == {"wait_for_raw_events"}
+    assert tasks["validate_events"].upstream_task_ids == {"stage_events"}
+    assert tasks["sessions"].upstream_task_ids == {"validate_events"}
     assert tasks["wait_for_raw_events"].mode == "reschedule"
-    assert tasks["validate_raw"].retries == 0  # a failed data check is not retried
+    assert tasks["validate_events"].retries == 0  # a failed data check is not retried
 
 
 def test_parsing_touches_no_connection_or_variable(monkeypatch):
