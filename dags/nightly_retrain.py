@@ -5,7 +5,7 @@ gated) -> validate staged events (GX; quarantine counts to MLflow) -> Spark: ses
 item2vec samples + ranking samples -> validate features (GX) -> per model, in the ``gpu`` pool:
 train -> (index) -> evaluate champion on the same eval set -> gate -> promote -> summary.
 Every task reads its own day's partitions and overwrites its own, so reruns and backfills are idempotent.
-The run for day D starts at 01:00 UTC on D+1 and waits for D's logs.
+The run for day D starts at 00:00 UTC on D+1 and waits for D's logs.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _spark_job(name: str) -> SparkSubmitOperator:
 @dag(
     dag_id="nightly_retrain",
     # One run per day D, after D has ended: ds is the data interval's start, the day whose logs to use.
-    schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=1,

@@ -79,6 +79,8 @@ def test_each_run_processes_the_day_that_has_ended(dagbag):
     info = dag.timetable.next_dagrun_info(
         last_automated_data_interval=None, restriction=TimeRestriction(earliest=start, latest=None, catchup=True)
     )
-    # The run for ds=2026-11-21 starts only after that day is over.
-    assert info.logical_date.date().isoformat() == "2026-11-21"
+    # The run for ds=2026-11-21 covers that whole calendar day and starts only after it is over,
+    # so a backfill's --from-date/--to-date days are exactly the days processed.
+    assert info.logical_date == datetime(2026, 11, 21, tzinfo=UTC)
+    assert info.data_interval.end == datetime(2026, 11, 22, tzinfo=UTC)
     assert info.run_after >= datetime(2026, 11, 22, tzinfo=UTC)
