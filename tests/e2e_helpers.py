@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.dataset as pads
@@ -47,6 +48,12 @@ def fingerprint(cfg: Config, dataset: str, ds: str) -> str:
 def airflow(*args: str, env: dict | None = None, timeout: int = 300) -> str:
     """Run an ``airflow`` CLI command of this environment; fail with its output."""
     cmd = [str(Path(sys.executable).parent / "airflow"), *args]
-    proc = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    for _attempt in range(3):
+        proc = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+        # SQLite answers "database is locked" at once (no busy wait) when a reading transaction must
+        # upgrade to a write while the scheduler writes; only that error is retried.
+        if proc.returncode == 0 or "database is locked" not in proc.stderr + proc.stdout:
+            break
+        time.sleep(5)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout

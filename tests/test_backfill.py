@@ -1,7 +1,7 @@
 """A backfill as a data engineer runs it: ``airflow backfill create`` against a running ``airflow standalone``.
 
-Three days end with one successful run each and each day's own partitions; reprocessing one day with
-``--reprocess-behavior completed`` rewrites the same outputs.
+Three days (CLI) end with one successful run each and each day's own partitions; reprocessing one day
+through the REST API (``POST /api/v2/backfills``, ``reprocess_behavior: completed``) rewrites the same outputs.
 """
 
 from __future__ import annotations
@@ -150,22 +150,19 @@ def test_backfill_three_days_then_reprocess_one(cfg, spark, standalone):
     rerun = targets[1]
     before = {c.name: fingerprint(cfg, c.name, rerun) for c in OUTPUTS}
     others = {c.name: fingerprint(cfg, c.name, targets[2]) for c in OUTPUTS}
-    airflow(
-        "backfill",
-        "create",
-        "--dag-id",
-        DAG_ID,
-        "--from-date",
-        rerun,
-        "--to-date",
-        rerun,
-        "--reprocess-behavior",
-        "completed",
-        "--max-active-runs",
-        "1",
-        env=standalone.env,
+    # The same through the REST API, as a script or the UI does it: redo the completed day.
+    backfill = standalone.request(
+        "POST",
+        "/api/v2/backfills",
+        {
+            "dag_id": DAG_ID,
+            "from_date": f"{rerun}T00:00:00Z",
+            "to_date": f"{rerun}T00:00:00Z",
+            "reprocess_behavior": "completed",
+            "max_active_runs": 1,
+        },
     )
-    standalone.wait_backfill(standalone.latest_backfill_id())
+    standalone.wait_backfill(backfill["id"])
     assert standalone.backfill_runs()[rerun] == "success"
     assert {c.name: fingerprint(cfg, c.name, rerun) for c in OUTPUTS} == before
     assert {c.name: fingerprint(cfg, c.name, targets[2]) for c in OUTPUTS} == others
