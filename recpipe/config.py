@@ -27,11 +27,27 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class ActionWeights:
+    """Cost matrix of retrieval positives: how much one action of each type counts in the loss."""
+
+    click: float = 1.0
+    collect: float = 2.0
+    call: float = 3.0
+    im: float = 3.0
+    apply: float = 4.0
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in dataclasses.asdict(self).items() if not v > 0}
+        if bad:
+            raise ValueError(f"action weights must be positive, received {bad}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class EtlConfig:
     """Spark ETL settings."""
 
+    # Training examples come from the days [D - lookback_days, D - 1]; D is the eval day.
     lookback_days: int = 3
-    feature_window_days: int = 1
     # Raw events up to this long before the day's start or after its end still belong to the day.
     lateness_minutes: int = 60
     # A user with more events than this in one minute is a crawler: removed and counted.
@@ -40,10 +56,19 @@ class EtlConfig:
     max_invalid_fraction: float = 0.01
     session_gap_minutes: int = 30
     max_session_minutes: int = 1440
+    # Context window (positions on each side) of skip-gram pairs and of CBOW contexts.
     skipgram_window: int = 2
+    cbow_window: int = 2
+    # Negatives per positive pair, by kind (see contracts.NEGATIVE_KINDS).
     negatives_city: int = 2
     negatives_global: int = 2
+    negatives_hard: int = 1
+    # Retrieval samples: hard negatives per positive, history length cap, days of history before the
+    # first example day that still count, and the cost matrix of the positive actions.
+    retrieval_hard_negatives: int = 4
     history_max_len: int = 50
+    history_days: int = 7
+    action_weights: ActionWeights = dataclasses.field(default_factory=ActionWeights)
     ctr_smoothing_clicks: float = 1.0
     ctr_smoothing_exposures: float = 20.0
     seed: int = 7
@@ -169,7 +194,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 

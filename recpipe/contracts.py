@@ -144,19 +144,82 @@ SESSIONS = Contract(
         "end_ts:int64",
         "n_events:int64",
         "click_items:array<int64>",
+        "click_ts:array<int64>",
     ),
     keys=("session_id",),
 )
+# Daily aggregates of one day's staged events: ranking features sum them over windows, so a nightly run
+# reads 30 small daily partitions instead of rescanning 30 days of logs.
+USER_DAILY = Contract(
+    "features/user_daily",
+    _cols("user_id:int64", *[f"n_{e}:int64" for e in EVENT_TYPES]),
+    keys=("user_id",),
+)
+ITEM_DAILY = Contract("features/item_daily", _cols("item_id:int64", "n_expose:int64", "n_click:int64"), keys=("item_id",))
+USER_CROSS_DAILY = Contract(
+    "features/user_cross_daily",
+    _cols("user_id:int64", "category_id:int32", "city_id:int32", "clicks:int64"),
+    keys=("user_id", "category_id", "city_id"),
+)
+# Negative kinds: "global" by popularity^0.75, "city" uniform in the target's city, "hard" uniform in the
+# target's city among items of another category. ``prob`` is the probability the kind's sampler draws
+# that item (positives carry the global sampler's probability of their context), for logQ correction.
+NEGATIVE_KINDS = ("global", "city", "hard")
 ITEM2VEC_PAIRS = Contract(
     "training/item2vec_pairs",
-    _cols("target:int64", "context:int64", "label:float32", "kind:string"),
+    _cols("target:int64", "context:int64", "label:float32", "kind:string", "prob:float32"),
 )
-ITEM_POPULARITY = Contract("training/item_popularity", _cols("item_id:int64", "clicks:int64"), keys=("item_id",))
+ITEM2VEC_CBOW = Contract(
+    "training/item2vec_cbow",
+    _cols("session_id:string", "target:int64", "context:array<int64>"),
+)
+ITEM_POPULARITY = Contract(
+    "training/item_popularity", _cols("item_id:int64", "clicks:int64", "neg_prob:float64"), keys=("item_id",)
+)
+# Positive actions of retrieval samples; each has a weight from the configured cost matrix.
+POSITIVE_ACTIONS = ("click", "collect", "apply", "call", "im")
+RETRIEVAL_SAMPLES = Contract(
+    "training/retrieval_samples",
+    _cols(
+        "split:string",
+        "event_id:string",
+        "ts:int64",
+        "user_id:int64",
+        "item_id:int64",
+        "event:string",
+        "weight:float32",
+        "history:array<int64>",
+        "user_city:int32",
+        "user_type:int32",
+        "device:int32",
+        "hour:int32",
+        "weekday:int32",
+        "city_id:int32",
+        "item_city:int32",
+        "category_id:int32",
+        "hard_negatives:array<int64>",
+        "hard_negative_prob:float32",
+    ),
+    keys=("event_id",),
+)
 RECALL_EVAL = Contract(
     "training/recall_eval",
     _cols("user_id:int64", "history:array<int64>", "targets:array<int64>"),
     keys=("user_id",),
 )
+# Behaviour windows of the ranking features, in days before the example's day. Part of the contract (not
+# the config): changing them changes the schema of the ranking samples and the inputs of every model.
+FEATURE_WINDOWS = (1, 3, 5, 7, 15, 30)
+
+
+def window_features() -> list[str]:
+    """Names of the windowed numeric ranking features, grouped by kind then window."""
+    user = [f"user_{e}_{w}d" for e in EVENT_TYPES for w in FEATURE_WINDOWS]
+    item = [f"item_ctr_{w}d" for w in FEATURE_WINDOWS]
+    cross = [f"user_{k}_clicks_{w}d" for k in ("cat", "city") for w in FEATURE_WINDOWS]
+    return user + item + cross
+
+
 RANKING_SAMPLES = Contract(
     "training/ranking_samples",
     _cols(
@@ -175,10 +238,7 @@ RANKING_SAMPLES = Contract(
         "position:int32",
         "hour:int32",
         "city_match:int32",
-        "user_clicks_prior:float32",
-        "user_exposures_prior:float32",
-        "user_cat_clicks_prior:float32",
-        "item_ctr_prior:float32",
+        *[f"{name}:float32" for name in window_features()],
     ),
     keys=("event_id",),
 )
@@ -188,6 +248,12 @@ ORACLE_TOPK = Contract("oracle/topk", _cols("user_id:int64", "items:array<int64>
 PRICE_BUCKETS = 10
 MAX_POSITION = 20
 N_CITIES_MAX = 64
+
+
+def _window_source(name: str) -> Literal["user", "item", "cross"]:
+    if name.startswith(("user_cat_", "user_city_")):
+        return "cross"
+    return "user" if name.startswith("user_") else "item"
 
 
 def ranking_features(n_items: int) -> tuple[FeatureSpec, ...]:
@@ -203,10 +269,7 @@ def ranking_features(n_items: int) -> tuple[FeatureSpec, ...]:
         FeatureSpec("position", "categorical", "context", vocab_size=MAX_POSITION),
         FeatureSpec("hour", "categorical", "context", vocab_size=24),
         FeatureSpec("city_match", "categorical", "cross", vocab_size=2),
-        FeatureSpec("user_clicks_prior", "numeric", "user"),
-        FeatureSpec("user_exposures_prior", "numeric", "user"),
-        FeatureSpec("user_cat_clicks_prior", "numeric", "cross"),
-        FeatureSpec("item_ctr_prior", "numeric", "item"),
+        *[FeatureSpec(name, "numeric", _window_source(name)) for name in window_features()],
     )
 
 

@@ -94,6 +94,34 @@ def partition_ready(root: str, dataset: Contract | str, ds: str) -> bool:
     return filesys.get_file_info(f"{path}/{SUCCESS}").type == fs.FileType.File
 
 
+def latest_ready(root: str, dataset: Contract | str, ds: str) -> str:
+    """The latest day at or before ``ds`` whose partition is complete (snapshots of slowly changing tables).
+
+    Raises:
+        LakeError: no complete partition at or before ``ds``.
+    """
+    from pyarrow import fs
+
+    parse_ds(ds)
+    filesys, path = filesystem(dataset_uri(root, dataset))
+    infos = filesys.get_file_info(fs.FileSelector(path, allow_not_found=True))
+    days = sorted(
+        (i.base_name[3:] for i in infos if i.type == fs.FileType.Directory and i.base_name.startswith("ds=")), reverse=True
+    )
+    for day in days:
+        if day <= ds and _is_day(day) and partition_ready(root, dataset, day):
+            return day
+    raise LakeError(f"{dataset_uri(root, dataset)}: no complete partition (with {SUCCESS}) at or before ds={ds}")
+
+
+def _is_day(text: str) -> bool:
+    try:
+        parse_ds(text)
+    except ValueError:
+        return False
+    return True
+
+
 def write_text(directory_uri: str, name: str, text: str) -> str:
     """Write one text file into a lake directory: to a temporary name first, then moved into place."""
     filesys, path = filesystem(directory_uri)

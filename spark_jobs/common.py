@@ -31,6 +31,14 @@ def read_json_partition(spark: SparkSession, root: str, contract: Contract, ds: 
     return spark.read.schema(contract.spark_ddl()).json(lake.partition_uri(root, contract, ds))
 
 
+def read_snapshot(spark: SparkSession, root: str, contract: Contract, ds: str) -> DataFrame:
+    """Read the latest complete raw snapshot (users, items) at or before ``ds``."""
+    day = lake.latest_ready(root, contract, ds)
+    if day != ds:
+        log.info("%s: no snapshot for ds=%s, using ds=%s", lake.dataset_uri(root, contract), ds, day)
+    return read_json_partition(spark, root, contract, day)
+
+
 def read_partition(spark: SparkSession, root: str, contract: Contract, ds: str) -> DataFrame:
     """Read one Parquet partition, checking its marker and the contract's columns."""
     lake.require_partitions(root, contract, [ds])
@@ -45,6 +53,23 @@ def read_days(spark: SparkSession, root: str, contract: Contract, days: Sequence
     """Union of several Parquet partitions with a ``ds`` column; every day must be complete."""
     lake.require_partitions(root, contract, list(days))
     return union_all([read_partition(spark, root, contract, ds).withColumn("ds", F.lit(ds)) for ds in days])
+
+
+def read_available_days(spark: SparkSession, root: str, contract: Contract, days: Sequence[str]) -> tuple[DataFrame, list[str]]:
+    """Union of the complete partitions among ``days`` with a ``ds`` column, and the days that were missing.
+
+    For look-back windows of daily aggregates: a day missing from a 30-day window (not yet backfilled,
+    or before the lake's first day) contributes nothing instead of failing the night.
+    """
+    present = [ds for ds in days if lake.partition_ready(root, contract, ds)]
+    missing = [ds for ds in days if ds not in present]
+    if missing:
+        log.warning("%s: %d of %d window days missing: %s", lake.dataset_uri(root, contract), len(missing), len(days), missing)
+    if not present:
+        empty_schema = f"{contract.spark_ddl()}, ds string"
+        return spark.createDataFrame([], empty_schema), missing
+    frames = [read_partition(spark, root, contract, ds).withColumn("ds", F.lit(ds)) for ds in present]
+    return union_all(frames), missing
 
 
 def union_all(frames: Sequence[DataFrame]) -> DataFrame:

@@ -1,12 +1,15 @@
-"""Ranking training set for day D: exposures of [D-k, D] labelled by click, with user, item and cross features.
+"""Ranking training set for day D: exposures of [D-k, D] labelled by click, with windowed behaviour features.
 
-Every behaviour feature of an example on day d is summed over the same fixed window [d-w, d-1] of
-days strictly before d, so no example sees its own day or the future and train and eval examples
-see windows of the same width. Exposures of D form the eval split, those of [D-k, D-1] the train split.
+Every behaviour feature of an example on day d sums the daily aggregates (``features/*_daily``) of the
+days [d-w, d-1] for each window w in ``contracts.FEATURE_WINDOWS``: days strictly before d, so no
+example sees its own day or the future, and train and eval examples see windows of the same width.
+Window days missing from the lake (before its first day, or not yet backfilled) count as zero and are
+logged. Exposures of D form the eval split, those of [D-k, D-1] the train split.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -14,17 +17,29 @@ from pyspark.sql import functions as F
 
 from recpipe import contracts, lake
 from recpipe.config import Config
-from spark_jobs.common import job_main, read_days, read_json_partition, write_partition
+from spark_jobs.common import job_main, read_available_days, read_days, read_snapshot, write_partition
+
+log = logging.getLogger(__name__)
+WINDOWS = contracts.FEATURE_WINDOWS
 
 
-def _prior(examples: DataFrame, daily: DataFrame, keys: Sequence[str], values: Sequence[str], window_days: int) -> DataFrame:
-    """For each (keys, ds) of ``examples``: the sum of ``daily`` values over the ``window_days`` days before ds."""
+def transform_windowed(examples: DataFrame, daily: DataFrame, keys: Sequence[str], values: dict[str, str]) -> DataFrame:
+    """For each distinct (keys, ds) of ``examples``: ``daily`` values summed over each window before ds.
+
+    ``values`` maps a daily column to a feature prefix: column ``v`` becomes ``{prefix}_{w}d`` for every
+    window w, the sum of ``v`` over the daily rows with ds in [example ds - w, example ds - 1].
+    """
     ex = examples.select(*keys, "ds").distinct().alias("ex")
     d = daily.alias("d")
-    first = F.date_format(F.date_sub(F.to_date(F.col("ex.ds")), window_days), "yyyy-MM-dd")
+    age = F.datediff(F.to_date(F.col("ex.ds")), F.to_date(F.col("d.ds")))
+    first = F.date_format(F.date_sub(F.to_date(F.col("ex.ds")), max(WINDOWS)), "yyyy-MM-dd")
     cond = [F.col(f"ex.{k}") == F.col(f"d.{k}") for k in keys] + [F.col("d.ds") < F.col("ex.ds"), F.col("d.ds") >= first]
-    joined = ex.join(d, on=cond, how="left")
-    sums = [F.coalesce(F.sum(F.col(f"d.{v}")), F.lit(0)).cast("float").alias(v) for v in values]
+    joined = ex.join(d, on=cond, how="left").withColumn("_age", age)
+    sums = [
+        F.coalesce(F.sum(F.when(F.col("_age") <= w, F.col(f"d.{col}"))), F.lit(0)).cast("double").alias(f"{prefix}_{w}d")
+        for col, prefix in values.items()
+        for w in WINDOWS
+    ]
     return joined.groupBy(*[F.col(f"ex.{k}").alias(k) for k in keys], F.col("ex.ds").alias("ds")).agg(*sums)
 
 
@@ -36,24 +51,21 @@ def transform_ranking_samples(
     events: DataFrame,
     users: DataFrame,
     items: DataFrame,
+    user_daily: DataFrame,
+    item_daily: DataFrame,
+    user_cross_daily: DataFrame,
     eval_ds: str,
     *,
-    lookback_days: int,
-    feature_window_days: int,
     smooth_clicks: float,
     smooth_exposures: float,
 ) -> DataFrame:
-    """Labelled exposures of [eval_ds - lookback_days, eval_ds] with features.
+    """Labelled exposures of ``events`` (staged events with a ``ds`` column) with windowed features.
 
-    ``events`` are staged events with a ``ds`` column covering at least
-    [eval_ds - lookback_days - feature_window_days, eval_ds].
+    The daily tables carry a ``ds`` column and should cover the 30 days before the first example day;
+    days they lack count as zero.
     """
-    first_example_day = lake.shift_ds(eval_ds, -lookback_days)
-    is_click = (F.col("event") == "click").cast("int")
-    is_expose = (F.col("event") == "expose").cast("int")
     clicked = events.where(F.col("event") == "click").select("request_id", "item_id").distinct().withColumn("label", F.lit(1.0))
-    shown = events.where((F.col("event") == "expose") & (F.col("ds") >= first_example_day) & (F.col("ds") <= eval_ds))
-    exposures = shown.join(clicked, on=["request_id", "item_id"], how="left")
+    exposures = events.where(F.col("event") == "expose").join(clicked, on=["request_id", "item_id"], how="left")
     exposures = exposures.withColumn("label", F.coalesce("label", F.lit(0.0)).cast("float"))
     examples = exposures.join(
         items.select("item_id", F.col("city_id").alias("item_city"), F.col("category_id").alias("item_category"), "price"),
@@ -64,31 +76,26 @@ def transform_ranking_samples(
         on="user_id",
         how="inner",
     )
-    user_daily = events.groupBy("user_id", "ds").agg(
-        F.sum(is_click).alias("user_clicks_prior"), F.sum(is_expose).alias("user_exposures_prior")
+    user_counts = transform_windowed(examples, user_daily, ["user_id"], {f"n_{e}": f"user_{e}" for e in contracts.EVENT_TYPES})
+    item_counts = transform_windowed(examples, item_daily, ["item_id"], {"n_click": "_ic", "n_expose": "_ie"})
+    item_ctr = item_counts.select(
+        "item_id",
+        "ds",
+        *[
+            ((F.col(f"_ic_{w}d") + smooth_clicks) / (F.col(f"_ie_{w}d") + smooth_exposures)).alias(f"item_ctr_{w}d")
+            for w in WINDOWS
+        ],
     )
-    user_cat_daily = (
-        events.where(F.col("event") == "click")
-        .groupBy("user_id", F.col("category_id").alias("item_category"), "ds")
-        .agg(F.count(F.lit(1)).alias("user_cat_clicks_prior"))
-    )
-    item_daily = events.groupBy("item_id", "ds").agg(F.sum(is_click).alias("_ic"), F.sum(is_expose).alias("_ie"))
-    w = feature_window_days
-    item_prior = _prior(examples, item_daily, ["item_id"], ["_ic", "_ie"], w).withColumn(
-        "item_ctr_prior", ((F.col("_ic") + smooth_clicks) / (F.col("_ie") + smooth_exposures)).cast("float")
-    )
+    clicks = F.sum("clicks").alias("clicks")
+    cat_daily = user_cross_daily.groupBy("user_id", F.col("category_id").alias("item_category"), "ds").agg(clicks)
+    city_daily = user_cross_daily.groupBy("user_id", F.col("city_id").alias("item_city"), "ds").agg(clicks)
+    user_cat = transform_windowed(examples, cat_daily, ["user_id", "item_category"], {"clicks": "user_cat_clicks"})
+    user_city = transform_windowed(examples, city_daily, ["user_id", "item_city"], {"clicks": "user_city_clicks"})
     out = (
-        examples.join(
-            _prior(examples, user_daily, ["user_id"], ["user_clicks_prior", "user_exposures_prior"], w),
-            on=["user_id", "ds"],
-            how="left",
-        )
-        .join(
-            _prior(examples, user_cat_daily, ["user_id", "item_category"], ["user_cat_clicks_prior"], w),
-            on=["user_id", "item_category", "ds"],
-            how="left",
-        )
-        .join(item_prior.select("item_id", "ds", "item_ctr_prior"), on=["item_id", "ds"], how="left")
+        examples.join(user_counts, on=["user_id", "ds"], how="left")
+        .join(item_ctr, on=["item_id", "ds"], how="left")
+        .join(user_cat, on=["user_id", "item_category", "ds"], how="left")
+        .join(user_city, on=["user_id", "item_city", "ds"], how="left")
     )
     return out.select(
         F.when(F.col("ds") == eval_ds, "eval").otherwise("train").alias("split"),
@@ -106,30 +113,32 @@ def transform_ranking_samples(
         F.least(F.col("position"), F.lit(contracts.MAX_POSITION - 1)).cast("int").alias("position"),
         "hour",
         (F.col("user_city") == F.col("item_city")).cast("int").alias("city_match"),
-        "user_clicks_prior",
-        "user_exposures_prior",
-        "user_cat_clicks_prior",
-        "item_ctr_prior",
-    ).fillna(0.0, subset=["user_clicks_prior", "user_exposures_prior", "user_cat_clicks_prior"])
+        *[F.col(name).cast("float").alias(name) for name in contracts.window_features()],
+    )
 
 
 def run(spark: SparkSession, cfg: Config, ds: str) -> str:
-    """Build ``training/ranking_samples/ds`` from staged events of [D-k, D] and the day's snapshots."""
-    days = lake.window(ds, cfg.etl.lookback_days + cfg.etl.feature_window_days, include_ds=True)
-    events = read_days(spark, cfg.lake_root, contracts.STAGED_EVENTS, days)
-    users = read_json_partition(spark, cfg.lake_root, contracts.RAW_USERS, ds)
-    items = read_json_partition(spark, cfg.lake_root, contracts.RAW_ITEMS, ds)
+    """Build ``training/ranking_samples/ds`` from staged events of [D-k, D] and 30 days of daily aggregates."""
+    root = cfg.lake_root
+    events = read_days(spark, root, contracts.STAGED_EVENTS, lake.window(ds, cfg.etl.lookback_days, include_ds=True))
+    feature_days = lake.window(ds, cfg.etl.lookback_days + max(WINDOWS), include_ds=False)
+    dailies = {}
+    for contract in (contracts.USER_DAILY, contracts.ITEM_DAILY, contracts.USER_CROSS_DAILY):
+        # The days of the example window itself must be there: the examples come from them.
+        lake.require_partitions(root, contract, lake.window(ds, cfg.etl.lookback_days, include_ds=False))
+        dailies[contract.name], _missing = read_available_days(spark, root, contract, feature_days)
     out = transform_ranking_samples(
         events,
-        users,
-        items,
+        read_snapshot(spark, root, contracts.RAW_USERS, ds),
+        read_snapshot(spark, root, contracts.RAW_ITEMS, ds),
+        dailies[contracts.USER_DAILY.name],
+        dailies[contracts.ITEM_DAILY.name],
+        dailies[contracts.USER_CROSS_DAILY.name],
         ds,
-        lookback_days=cfg.etl.lookback_days,
-        feature_window_days=cfg.etl.feature_window_days,
         smooth_clicks=cfg.etl.ctr_smoothing_clicks,
         smooth_exposures=cfg.etl.ctr_smoothing_exposures,
     )
-    return write_partition(out, cfg.lake_root, contracts.RANKING_SAMPLES, ds)
+    return write_partition(out, root, contracts.RANKING_SAMPLES, ds)
 
 
 def main(argv: list[str] | None = None) -> None:

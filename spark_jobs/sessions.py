@@ -11,7 +11,7 @@ from spark_jobs.common import job_main, read_partition, write_partition
 
 
 def transform_sessions(events: DataFrame, gap_ms: int, max_ms: int) -> DataFrame:
-    """One row per session with its ordered clicked items.
+    """One row per session with its ordered clicked items and their timestamps.
 
     A new session starts at a user's first event, after more than ``gap_ms`` of inactivity, or when
     the session would exceed ``max_ms``. Session ids hash the user and the start time, so they are
@@ -33,6 +33,7 @@ def transform_sessions(events: DataFrame, gap_ms: int, max_ms: int) -> DataFrame
         F.max("ts").alias("end_ts"),
         F.count(F.lit(1)).alias("n_events"),
         F.transform(clicks, lambda e: e["item_id"]).alias("click_items"),
+        F.transform(clicks, lambda e: e["ts"]).alias("click_ts"),
     )
     session_id = F.substring(F.sha2(F.concat_ws(":", "user_id", "start_ts"), 256), 1, 16)
     return sessions.withColumn("session_id", session_id).select(*contracts.SESSIONS.columns)

@@ -37,7 +37,6 @@ mlflow_tracking_uri: sqlite:///{root}/mlflow/mlflow.db
 mlflow_artifact_root: {root}/mlflow/artifacts
 etl:
   lookback_days: 2
-  feature_window_days: 1
 item2vec:
   embedding_dim: 16
   epochs: 2

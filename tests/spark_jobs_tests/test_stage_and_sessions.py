@@ -173,9 +173,9 @@ def test_sessions_split_on_idle_gap_and_keep_click_order(spark):
     )
     out = transform_sessions(events, gap_ms=30 * MIN, max_ms=24 * 60 * MIN).drop("session_id")
     expected = [
-        Row(user_id=1, start_ts=t, end_ts=t + 2 * MIN, n_events=3, click_items=[5, 7]),
-        Row(user_id=1, start_ts=t + 40 * MIN, end_ts=t + 40 * MIN, n_events=1, click_items=[9]),
-        Row(user_id=2, start_ts=t, end_ts=t, n_events=1, click_items=[3]),
+        Row(user_id=1, start_ts=t, end_ts=t + 2 * MIN, n_events=3, click_items=[5, 7], click_ts=[t + MIN, t + 2 * MIN]),
+        Row(user_id=1, start_ts=t + 40 * MIN, end_ts=t + 40 * MIN, n_events=1, click_items=[9], click_ts=[t + 40 * MIN]),
+        Row(user_id=2, start_ts=t, end_ts=t, n_events=1, click_items=[3], click_ts=[t]),
     ]
     assertDataFrameEqual(out, spark.createDataFrame(expected, out.schema))
 
