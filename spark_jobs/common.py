@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recpipe import lake
@@ -70,6 +70,11 @@ def read_available_days(spark: SparkSession, root: str, contract: Contract, days
         return spark.createDataFrame([], empty_schema), missing
     frames = [read_partition(spark, root, contract, ds).withColumn("ds", F.lit(ds)) for ds in present]
     return union_all(frames), missing
+
+
+def index_of(col: str, values: Sequence[str]) -> Column:
+    """0-based position of the column's value in ``values`` (-1 when absent: the models' OOV bucket)."""
+    return (F.array_position(F.array(*[F.lit(v) for v in values]), F.col(col)) - 1).cast("int")
 
 
 def union_all(frames: Sequence[DataFrame]) -> DataFrame:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recpipe import contracts, lake
 from recpipe.config import Config
-from spark_jobs.common import job_main, read_available_days, read_days, read_snapshot, write_partition
+from spark_jobs.common import index_of, job_main, read_available_days, read_days, read_snapshot, write_partition
 
 log = logging.getLogger(__name__)
 WINDOWS = contracts.FEATURE_WINDOWS
@@ -41,10 +41,6 @@ def transform_windowed(examples: DataFrame, daily: DataFrame, keys: Sequence[str
         for w in WINDOWS
     ]
     return joined.groupBy(*[F.col(f"ex.{k}").alias(k) for k in keys], F.col("ex.ds").alias("ds")).agg(*sums)
-
-
-def _index_of(col: str, values: Sequence[str]) -> Column:
-    return (F.array_position(F.array(*[F.lit(v) for v in values]), F.col(col)) - 1).cast("int")
 
 
 def transform_ranking_samples(
@@ -105,8 +101,8 @@ def transform_ranking_samples(
         "item_id",
         "label",
         F.col("user_city").cast("int").alias("user_city"),
-        _index_of("user_type", contracts.USER_TYPES).alias("user_type"),
-        _index_of("user_device", contracts.DEVICES).alias("device"),
+        index_of("user_type", contracts.USER_TYPES).alias("user_type"),
+        index_of("user_device", contracts.DEVICES).alias("device"),
         F.col("item_city").cast("int").alias("item_city"),
         F.col("item_category").cast("int").alias("category_id"),
         F.least(F.floor(F.log2(F.col("price") + 1) / 2), F.lit(contracts.PRICE_BUCKETS - 1)).cast("int").alias("price_bucket"),
