@@ -1,8 +1,9 @@
 """nightly_retrain: one day's retrain of every recall and ranking model, gated, then promoted.
 
 wait for raw/events/ds=D/_SUCCESS -> Spark: stage events (bad rows quarantined with a reason, their share
-gated) -> validate staged events (GX; quarantine counts to MLflow) -> Spark: sessions ->
-item2vec samples + ranking samples -> validate features (GX) -> per model, in the ``gpu`` pool:
+gated) -> validate staged events (GX; quarantine counts to MLflow) -> Spark: sessions and daily aggregates
+-> item2vec and retrieval samples (from sessions), ranking samples (from 30 days of daily aggregates)
+-> validate features (GX) -> per model, in the ``gpu`` pool:
 train -> (index) -> evaluate champion on the same eval set -> gate -> promote -> summary.
 Every task reads its own day's partitions and overwrites its own, so reruns and backfills are idempotent.
 The run for day D starts at 00:00 UTC on D+1 and waits for D's logs.
@@ -65,7 +66,7 @@ def nightly_retrain():
     def validate_features(ds: str | None = None) -> list[dict]:
         from recpipe.pipeline import check_data
 
-        return [check_data("ranking_samples", ds), check_data("item2vec_pairs", ds)]
+        return [check_data(suite, ds) for suite in ("ranking_samples", "item2vec_pairs", "retrieval_samples")]
 
     @task(pool="gpu", execution_timeout=GPU_STEP_TIMEOUT)
     def train(model: str, ds: str | None = None, run_id: str | None = None) -> dict:
@@ -104,14 +105,10 @@ def nightly_retrain():
         return write_summary(ds, run_id)
 
     features = validate_features()
-    chain(
-        wait_for_raw_events(),
-        _spark_job("stage_events"),
-        validate_events(),
-        _spark_job("sessions"),
-        [_spark_job("item2vec_samples"), _spark_job("ranking_samples")],
-        features,
-    )
+    sessions, daily = _spark_job("sessions"), _spark_job("daily_aggregates")
+    chain(wait_for_raw_events(), _spark_job("stage_events"), validate_events(), [sessions, daily])
+    sessions >> [_spark_job("item2vec_samples"), _spark_job("retrieval_samples")] >> features
+    daily >> _spark_job("ranking_samples") >> features
     outcomes = []
     for model in RECALL_MODELS + RANKING_MODELS:
         trained = train.override(task_id=f"train_{model}")(model)

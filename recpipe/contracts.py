@@ -163,11 +163,12 @@ USER_CROSS_DAILY = Contract(
 )
 # Negative kinds: "global" by popularity^0.75, "city" uniform in the target's city, "hard" uniform in the
 # target's city among items of another category. ``prob`` is the probability the kind's sampler draws
-# that item (positives carry the global sampler's probability of their context), for logQ correction.
+# that item (positives carry the global sampler's probability of their context, null for a context
+# missing from the item snapshot), for logQ correction.
 NEGATIVE_KINDS = ("global", "city", "hard")
 ITEM2VEC_PAIRS = Contract(
     "training/item2vec_pairs",
-    _cols("target:int64", "context:int64", "label:float32", "kind:string", "prob:float32"),
+    _cols("target:int64", "context:int64", "label:float32", "kind:string", "prob:float32?"),
 )
 ITEM2VEC_CBOW = Contract(
     "training/item2vec_cbow",
@@ -256,15 +257,15 @@ def _window_source(name: str) -> Literal["user", "item", "cross"]:
     return "user" if name.startswith("user_") else "item"
 
 
-def ranking_features(n_items: int) -> tuple[FeatureSpec, ...]:
-    """Feature specs of the ranking samples; ``n_items`` sizes the item-id vocabulary."""
+def ranking_features(n_items: int, n_cities: int = N_CITIES_MAX, n_categories: int = len(CATEGORIES)) -> tuple[FeatureSpec, ...]:
+    """Feature specs of the ranking samples; the vocabulary sizes come from the day's snapshots."""
     return (
         FeatureSpec("item_id", "categorical", "item", vocab_size=n_items),
-        FeatureSpec("user_city", "categorical", "user", vocab_size=N_CITIES_MAX),
+        FeatureSpec("user_city", "categorical", "user", vocab_size=n_cities),
         FeatureSpec("user_type", "categorical", "user", vocab_size=len(USER_TYPES)),
         FeatureSpec("device", "categorical", "user", vocab_size=len(DEVICES)),
-        FeatureSpec("item_city", "categorical", "item", vocab_size=N_CITIES_MAX),
-        FeatureSpec("category_id", "categorical", "item", vocab_size=len(CATEGORIES)),
+        FeatureSpec("item_city", "categorical", "item", vocab_size=n_cities),
+        FeatureSpec("category_id", "categorical", "item", vocab_size=n_categories),
         FeatureSpec("price_bucket", "categorical", "item", vocab_size=PRICE_BUCKETS),
         FeatureSpec("position", "categorical", "context", vocab_size=MAX_POSITION),
         FeatureSpec("hour", "categorical", "context", vocab_size=24),

@@ -25,7 +25,7 @@ mkdir -p "$LOGS" && touch "$MARKER"
 echo "== 1/4 synthetic click logs: 6 days, 2000 users, 1000 items (seed 42)"
 recpipe generate --days 6 --users 2000 --items 1000 --seed 42 --start "$START"
 
-echo "== 2/4 ETL history: stage events and sessions for $START..$HISTORY_END (the lookback and feature windows)"
+echo "== 2/4 ETL history: stage events, sessions and daily aggregates for $START..$HISTORY_END (the lookback and feature windows)"
 recpipe etl --start "$START" --end "$HISTORY_END" > "$LOGS/etl-history.log" 2>&1 || { tail -30 "$LOGS/etl-history.log"; exit 1; }
 
 n=3

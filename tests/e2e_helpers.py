@@ -20,21 +20,27 @@ OUTPUTS = [
     contracts.STAGED_EVENTS,
     contracts.QUARANTINE_EVENTS,
     contracts.SESSIONS,
+    contracts.USER_DAILY,
+    contracts.ITEM_DAILY,
+    contracts.USER_CROSS_DAILY,
     contracts.ITEM2VEC_PAIRS,
+    contracts.ITEM2VEC_CBOW,
     contracts.ITEM_POPULARITY,
     contracts.RECALL_EVAL,
     contracts.RANKING_SAMPLES,
+    contracts.RETRIEVAL_SAMPLES,
 ]
 
 
 def make_lake(cfg: Config, days: int, history: int, start: str = "2026-11-01", spark=None) -> list[str]:
     """Generate ``days`` days of tiny logs and stage the first ``history`` days (the lookback window)."""
-    from spark_jobs import sessions, stage_events
+    from spark_jobs import daily_aggregates, sessions, stage_events
 
     day_list = synthetic.generate(cfg.lake_root, days=days, users=USERS, items=ITEMS, seed=SEED, start=start)
     for ds in day_list[:history]:
         stage_events.run(spark, cfg, ds)
         sessions.run(spark, cfg, ds)
+        daily_aggregates.run(spark, cfg, ds)
     return day_list
 
 

@@ -22,6 +22,11 @@ def read_table(root: str, contract: Contract, ds: str, columns: list[str] | None
     return dataset.to_table(columns=columns or contract.columns, filter=filter_expr)
 
 
+def read_snapshot(root: str, contract: Contract, ds: str, columns: list[str] | None = None):
+    """The latest complete snapshot (users, items) at or before ``ds`` as a pyarrow Table."""
+    return read_table(root, contract, lake.latest_ready(root, contract, ds), columns=columns)
+
+
 def to_numpy(table) -> dict[str, np.ndarray]:
     """Column name -> NumPy array (list columns become object arrays of lists)."""
     out = {}
@@ -32,8 +37,25 @@ def to_numpy(table) -> dict[str, np.ndarray]:
 
 
 def n_items(root: str, ds: str) -> int:
-    """Item vocabulary size: the largest item id of day ``ds``'s item snapshot, plus one."""
-    table = read_table(root, contracts.RAW_ITEMS, ds, columns=["item_id"])
+    """Item vocabulary size: the largest item id of the latest item snapshot at or before ``ds``, plus one."""
+    table = read_snapshot(root, contracts.RAW_ITEMS, ds, columns=["item_id"])
     if table.num_rows == 0:
-        raise ValueError(f"{lake.partition_uri(root, contracts.RAW_ITEMS, ds)} holds no items")
+        raise ValueError(f"{contracts.RAW_ITEMS.name}: the latest snapshot at or before ds={ds} holds no items")
     return int(pc.max(table.column("item_id")).as_py()) + 1
+
+
+def vocab_sizes(root: str, ds: str) -> dict[str, int]:
+    """Vocabulary sizes from the latest snapshots at or before ``ds``: items, cities, categories.
+
+    Cities and categories never go below the contract's defaults, so the synthetic lake's models keep one
+    shape from day to day; imported datasets with more cities or categories get larger vocabularies.
+    """
+    items = read_snapshot(root, contracts.RAW_ITEMS, ds, columns=["city_id", "category_id"])
+    users = read_snapshot(root, contracts.RAW_USERS, ds, columns=["city_id"])
+    top_city = max(pc.max(items.column("city_id")).as_py() or 0, pc.max(users.column("city_id")).as_py() or 0)
+    top_category = pc.max(items.column("category_id")).as_py() or 0
+    return {
+        "n_items": n_items(root, ds),
+        "n_cities": max(contracts.N_CITIES_MAX, top_city + 1),
+        "n_categories": max(len(contracts.CATEGORIES), top_category + 1),
+    }

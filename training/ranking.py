@@ -24,8 +24,8 @@ class RankingSplit:
 
 
 def feature_specs(cfg: Config, ds: str) -> tuple[contracts.FeatureSpec, ...]:
-    """The ranking feature contract, with the item vocabulary of the day."""
-    return contracts.ranking_features(data.n_items(cfg.lake_root, ds))
+    """The ranking feature contract, with the vocabularies of the day's snapshots."""
+    return contracts.ranking_features(**data.vocab_sizes(cfg.lake_root, ds))
 
 
 def load_split(cfg: Config, ds: str, split: str) -> RankingSplit:

@@ -49,9 +49,9 @@ def ranking_samples_suite(cfg: Config, ds: str) -> list:
     """Expectations of one ranking samples partition: no nulls, ids inside their vocabularies, both splits."""
     import great_expectations.expectations as gxe
 
-    from training.data import n_items
+    from training.data import vocab_sizes
 
-    specs = contracts.ranking_features(n_items(cfg.lake_root, ds))
+    specs = contracts.ranking_features(**vocab_sizes(cfg.lake_root, ds))
     out = [
         *_expectations(contracts.RANKING_SAMPLES),
         gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_feature_rows),
@@ -75,11 +75,31 @@ def item2vec_pairs_suite(cfg: Config, ds: str) -> list:
     return [
         *_expectations(contracts.ITEM2VEC_PAIRS),
         gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_feature_rows),
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in contracts.ITEM2VEC_PAIRS.columns],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c.name) for c in contracts.ITEM2VEC_PAIRS.schema if not c.nullable],
         gxe.ExpectColumnValuesToBeInSet(column="label", value_set=[0.0, 1.0]),
-        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["positive", "city", "global"]),
+        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=["positive", *contracts.NEGATIVE_KINDS]),
         gxe.ExpectColumnValuesToBeBetween(column="target", min_value=0),
         gxe.ExpectColumnValuesToBeBetween(column="context", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="prob", min_value=0, max_value=1, strict_min=True),
+    ]
+
+
+def retrieval_samples_suite(cfg: Config, ds: str) -> list:
+    """Expectations of one retrieval samples partition: positive actions, weights, capped history, both splits."""
+    import great_expectations.expectations as gxe
+
+    c = contracts.RETRIEVAL_SAMPLES
+    return [
+        *_expectations(c),
+        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_feature_rows),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=col.name) for col in c.schema if not col.nullable],
+        gxe.ExpectColumnValuesToBeInSet(column="event", value_set=list(contracts.POSITIVE_ACTIONS)),
+        gxe.ExpectColumnValuesToBeBetween(column="weight", min_value=0, strict_min=True),
+        gxe.ExpectColumnDistinctValuesToEqualSet(column="split", value_set=list(contracts.SPLITS)),
+        gxe.ExpectColumnValuesToBeUnique(column="event_id"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="history", min_value=0, max_value=cfg.etl.history_max_len),
+        gxe.ExpectColumnValuesToBeBetween(column="weekday", min_value=0, max_value=6),
+        gxe.ExpectColumnValuesToBeBetween(column="hard_negative_prob", min_value=0, max_value=1),
     ]
 
 
@@ -87,6 +107,7 @@ SUITES: dict[str, tuple[contracts.Contract, Callable[[Config, str], list]]] = {
     "staged_events": (contracts.STAGED_EVENTS, staged_events_suite),
     "ranking_samples": (contracts.RANKING_SAMPLES, ranking_samples_suite),
     "item2vec_pairs": (contracts.ITEM2VEC_PAIRS, item2vec_pairs_suite),
+    "retrieval_samples": (contracts.RETRIEVAL_SAMPLES, retrieval_samples_suite),
 }
 
 

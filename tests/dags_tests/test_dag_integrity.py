@@ -39,7 +39,10 @@ def test_nightly_retrain_shape(dagbag):
         assert tasks[f"promote_{model}"].upstream_task_ids == {f"gate_{model}"}
     assert tasks["build_index_item2vec"].pool == "gpu"
     assert tasks["train_item2vec"].upstream_task_ids == {"validate_features"}
-    assert tasks["validate_features"].upstream_task_ids == {"item2vec_samples", "ranking_samples"}
+    assert tasks["validate_features"].upstream_task_ids == {"item2vec_samples", "ranking_samples", "retrieval_samples"}
+    assert tasks["ranking_samples"].upstream_task_ids == {"daily_aggregates"}
+    assert tasks["retrieval_samples"].upstream_task_ids == {"sessions"}
+    assert tasks["daily_aggregates"].upstream_task_ids == {"validate_events"}
     assert tasks["stage_events"].upstream_task_ids == {"wait_for_raw_events"}
     assert tasks["validate_events"].upstream_task_ids == {"stage_events"}
     assert tasks["sessions"].upstream_task_ids == {"validate_events"}

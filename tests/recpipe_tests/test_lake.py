@@ -32,3 +32,20 @@ def test_require_partitions_names_every_missing_day(tmp_path):
     lake.require_partitions(str(tmp_path), contracts.SESSIONS, ["2026-11-01"])
     with pytest.raises(lake.LakeError, match="ds=2026-11-02, ds=2026-11-03"):
         lake.require_partitions(str(tmp_path), contracts.SESSIONS, ["2026-11-01", "2026-11-02", "2026-11-03"])
+
+
+def test_latest_ready_snapshot_at_or_before_the_day(tmp_path):
+    for ds, complete in [("2026-11-01", True), ("2026-11-03", True), ("2026-11-04", False), ("2026-11-09", True)]:
+        part = tmp_path / "raw" / "items" / f"ds={ds}"
+        part.mkdir(parents=True)
+        if complete:
+            (part / "_SUCCESS").touch()
+    (tmp_path / "raw" / "items" / ".ds=2026-11-05.import-1").mkdir()  # an import in progress is ignored
+    root = str(tmp_path)
+    assert lake.latest_ready(root, contracts.RAW_ITEMS, "2026-11-03") == "2026-11-03"
+    assert lake.latest_ready(root, contracts.RAW_ITEMS, "2026-11-08") == "2026-11-03"  # 11-04 has no marker
+    assert lake.latest_ready(root, contracts.RAW_ITEMS, "2026-12-01") == "2026-11-09"
+    with pytest.raises(lake.LakeError, match="no complete partition .* at or before ds=2026-10-31"):
+        lake.latest_ready(root, contracts.RAW_ITEMS, "2026-10-31")
+    with pytest.raises(lake.LakeError, match="at or before ds=2026-11-01"):
+        lake.latest_ready(root, contracts.RAW_USERS, "2026-11-01")  # no dataset directory at all
