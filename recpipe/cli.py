@@ -1,8 +1,10 @@
 """The ``recpipe`` command line.
 
 recpipe generate --days N --users U --items I --seed S --lake PATH [--start YYYY-MM-DD]
-recpipe etl --start D1 --end D2          stage events and sessions for a range of days (history)
+recpipe etl --start D1 --end D2          stage events, sessions and daily aggregates for a range of days (history)
 recpipe summary --ds D [--json]          what the nightly run of day D trained, gated and promoted
+recpipe import {movielens,frappe,criteo} --src PATH [--lake PATH] [--start D] [--days N] [--overwrite]
+                                         a public dataset into the raw log contract
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _etl(args: argparse.Namespace) -> int:
-    from spark_jobs import sessions, stage_events
+    from spark_jobs import daily_aggregates, sessions, stage_events
     from spark_jobs.common import spark_session
 
     cfg = load_config(args.config)
@@ -36,6 +38,7 @@ def _etl(args: argparse.Namespace) -> int:
         for ds in days:
             stage_events.run(spark, cfg, ds)
             print(sessions.run(spark, cfg, ds))
+            print(daily_aggregates.run(spark, cfg, ds))
     finally:
         spark.stop()
     return 0
@@ -74,6 +77,15 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from recpipe.adapters import import_dataset
+
+    root = args.lake or load_config(args.config).lake_root
+    summary = import_dataset(args.format, args.src, root, start=args.start, days=args.days, overwrite=args.overwrite)
+    print(summary.describe())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recpipe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="config YAML (default: $RECPIPE_CONFIG or the embedded one)")
@@ -86,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", default="2026-11-01", help="first day, YYYY-MM-DD")
     gen.add_argument("--lake", default=None, help="lake root (default: the config's lake_root)")
     gen.set_defaults(func=_generate)
-    etl = sub.add_parser("etl", help="stage events and sessions for a range of days (builds the history window)")
+    etl = sub.add_parser("etl", help="stage events, sessions and daily aggregates for a range of days (the history windows)")
     etl.add_argument("--start", required=True)
     etl.add_argument("--end", required=True)
     etl.set_defaults(func=_etl)
@@ -94,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--ds", required=True)
     summ.add_argument("--json", action="store_true")
     summ.set_defaults(func=_summary)
+    imp = sub.add_parser("import", help="import a public dataset (movielens, frappe, criteo) into the lake's raw logs")
+    imp.add_argument("format", choices=["movielens", "frappe", "criteo"])
+    imp.add_argument(
+        "--src",
+        required=True,
+        help="movielens: the ml-1m directory (ratings.dat, users.dat, movies.dat); frappe: the directory holding "
+        "frappe.csv and meta.csv; criteo: train.txt or a day file (.gz read as is), or its directory",
+    )
+    imp.add_argument("--lake", default=None, help="lake root (default: the config's lake_root)")
+    imp.add_argument(
+        "--start",
+        default="2026-11-01",
+        help="first day, YYYY-MM-DD, for frappe and criteo, which have no dates; ignored for movielens, "
+        "which keeps its real (UTC) dates",
+    )
+    imp.add_argument("--days", type=int, default=None, help="criteo only: days the rows are spread over (default 7)")
+    imp.add_argument("--overwrite", action="store_true", help="replace partitions that already exist (default: refuse)")
+    imp.set_defaults(func=_import)
     return parser
 
 

@@ -2,8 +2,10 @@
 
 Each adapter streams its source files and writes ``raw/events/ds=D`` (gzip JSON lines) for every day
 that has events, plus one ``raw/users`` and one ``raw/items`` snapshot at the first day, through
-``common.LakeImport`` (atomic per partition, never overwriting unless asked). The module docstrings
-of ``movielens``, ``frappe`` and ``criteo`` record how each dataset is mapped onto the contract.
+``common.LakeImport`` (atomic per partition, never overwriting unless asked). The snapshots hold every
+user and item of the whole import, including those first seen on later days (so a ``registered_ts`` or
+``created_ts`` may be after the snapshot's day). The module docstrings of ``movielens``, ``frappe`` and
+``criteo`` record how each dataset is mapped onto the contract.
 """
 
 from __future__ import annotations

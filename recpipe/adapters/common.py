@@ -50,14 +50,17 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
-def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """Yield ``(line number, text)`` of a text file (``.gz`` decompressed), streaming; empty lines are skipped."""
+def read_lines(path: Path, encoding: str = "utf-8", errors: str = "strict") -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, text)`` of a text file (``.gz`` decompressed), streaming; empty lines are skipped.
+
+    ``errors="replace"`` reads undecodable bytes as U+FFFD instead of failing on them.
+    """
     line_no = 0
     with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as fh:
         try:
             for line_no, raw in enumerate(fh, start=1):
                 try:
-                    text = raw.decode(encoding).rstrip("\r\n")
+                    text = raw.decode(encoding, errors).rstrip("\r\n")
                 except UnicodeDecodeError as exc:
                     raise input_error(path, line_no, f"not valid {encoding} text ({exc.reason} at byte {exc.start})") from None
                 if text:
@@ -167,7 +170,7 @@ class LakeImport:
 
     def _check_free(self, final: Path) -> None:
         if final.exists() and not self.overwrite:
-            raise lake.LakeError(f"{final} already exists; pass --overwrite (overwrite=True) to replace it")
+            raise lake.LakeError(f"{final} already exists; refusing to overwrite it (pass --overwrite to replace it)")
 
     def _makedirs(self, path: Path) -> None:
         missing = []

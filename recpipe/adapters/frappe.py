@@ -114,7 +114,8 @@ def _header(path: Path, text: str, required: tuple[str, ...]) -> dict[str, int]:
 
 
 def _read_meta(path: Path) -> dict[int, _App]:
-    lines = read_lines(path, "utf-8-sig")
+    # Free-text columns (descriptions in many languages) are not used: a stray byte there is not an error.
+    lines = read_lines(path, "utf-8-sig", errors="replace")
     first = next(lines, None)
     if first is None:
         raise InputError(f"{path}: empty file; expected a header line with item and category")
@@ -150,7 +151,8 @@ def _rows(path: Path) -> Iterator[_Row]:
         fields = text.split("\t")
         if len(fields) != n_cols:
             raise input_error(path, line_no, f"expected {n_cols} tab-separated fields, found {len(fields)}: {text[:120]!r}")
-        context = {c: fields[cols[c]].strip().lower() for c in CONTEXT}
+        context = {c: fields[cols[c]].strip() for c in CONTEXT}
+        context["weekday"], context["daytime"] = context["weekday"].lower(), context["daytime"].lower()
         if context["weekday"] not in (*WEEKDAYS, UNKNOWN):
             raise input_error(path, line_no, f"weekday must be one of {[*WEEKDAYS, UNKNOWN]}, received {context['weekday']!r}")
         if context["daytime"] not in DAYTIME_HOURS:
