@@ -45,7 +45,7 @@ def test_latest_ready_snapshot_at_or_before_the_day(tmp_path):
     assert lake.latest_ready(root, contracts.RAW_ITEMS, "2026-11-03") == "2026-11-03"
     assert lake.latest_ready(root, contracts.RAW_ITEMS, "2026-11-08") == "2026-11-03"  # 11-04 has no marker
     assert lake.latest_ready(root, contracts.RAW_ITEMS, "2026-12-01") == "2026-11-09"
-    with pytest.raises(lake.LakeError, match="no complete partition .* at or before ds=2026-10-31"):
+    with pytest.raises(lake.LakeError, match=r"no complete partition .* at or before ds=2026-10-31"):
         lake.latest_ready(root, contracts.RAW_ITEMS, "2026-10-31")
     with pytest.raises(lake.LakeError, match="at or before ds=2026-11-01"):
         lake.latest_ready(root, contracts.RAW_USERS, "2026-11-01")  # no dataset directory at all
