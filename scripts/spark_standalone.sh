@@ -3,13 +3,14 @@
 #   scripts/spark_standalone.sh start    start both in the background, wait for the worker, print the master URL
 #   scripts/spark_standalone.sh status   print the master URL and the alive workers (exit 3 when not running)
 #   scripts/spark_standalone.sh stop     stop both (by their pid files)
-# Logs, pid files and the worker's work dir (executor logs) live in $RECPIPE_HOME/var/spark-standalone.
+# Logs, pid files and the worker's work dir (executor logs) live in $RECPIPE_HOME/var/spark-standalone
+# (SPARK_STANDALONE_DIR overrides it, so a test's cluster does not touch the one you started).
 # Ports (defaults chosen away from Airflow's 8793): SPARK_MASTER_PORT (7177), SPARK_MASTER_WEBUI_PORT (8180),
 # SPARK_WORKER_WEBUI_PORT (8181); SPARK_STANDALONE_TIMEOUT (60 s) bounds the wait for the worker.
 set -euo pipefail
 
 RECPIPE_HOME="${RECPIPE_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
-STATE="$RECPIPE_HOME/var/spark-standalone"
+STATE="${SPARK_STANDALONE_DIR:-$RECPIPE_HOME/var/spark-standalone}"
 HOST=127.0.0.1
 PORT="${SPARK_MASTER_PORT:-7177}"
 UI_PORT="${SPARK_MASTER_WEBUI_PORT:-8180}"
@@ -133,7 +134,7 @@ start() {
 stop_one() {
   local name="$1" class="$2" pid i
   if pid="$(running_pid "$name" "$class")"; then
-    kill "$pid"
+    kill "$pid" 2> /dev/null || true
     for i in $(seq 1 20); do
       kill -0 "$pid" 2> /dev/null || break
       sleep 0.5

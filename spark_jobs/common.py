@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -101,7 +103,11 @@ def job_main(description: str, run: Callable[[SparkSession, Config, str], str], 
     lake.parse_ds(args.ds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config)
-    spark = spark_session(f"recpipe-{run.__module__.rsplit('.', 1)[-1]}-{args.ds}")
+    # Under spark-submit the job's module is ``__main__``: name the app after its file, as the DAG's --name does.
+    job = run.__module__.rsplit(".", 1)[-1]
+    if job == "__main__":
+        job = Path(sys.argv[0]).stem
+    spark = spark_session(f"recpipe-{job}-{args.ds}")
     try:
         print(run(spark, cfg, args.ds))
     finally:

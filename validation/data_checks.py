@@ -11,6 +11,9 @@ import json
 import logging
 from collections.abc import Callable
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from recpipe import contracts, lake
 from recpipe.config import Config
 
@@ -97,7 +100,10 @@ def retrieval_samples_suite(cfg: Config, ds: str) -> list:
         gxe.ExpectColumnValuesToBeBetween(column="weight", min_value=0, strict_min=True),
         gxe.ExpectColumnDistinctValuesToEqualSet(column="split", value_set=list(contracts.SPLITS)),
         gxe.ExpectColumnValuesToBeUnique(column="event_id"),
-        gxe.ExpectColumnValueLengthsToBeBetween(column="history", min_value=0, max_value=cfg.etl.history_max_len),
+        gxe.ExpectColumnValuesToBeBetween(column="history_length", min_value=0, max_value=cfg.etl.history_max_len),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="hard_negatives_length", min_value=0, max_value=cfg.etl.retrieval_hard_negatives
+        ),
         gxe.ExpectColumnValuesToBeBetween(column="weekday", min_value=0, max_value=6),
         gxe.ExpectColumnValuesToBeBetween(column="hard_negative_prob", min_value=0, max_value=1),
     ]
@@ -163,7 +169,11 @@ def check_partition(suite: str, cfg: Config, ds: str) -> dict:
         raise ValueError(f"unknown suite {suite!r}; expected one of {sorted(SUITES)}")
     contract, build = SUITES[suite]
     lake.parse_ds(ds)
-    df = read_table(cfg.lake_root, contract, ds).to_pandas()
+    table = read_table(cfg.lake_root, contract, ds)
+    df = table.to_pandas()
+    for field in table.schema:  # GX measures string lengths only: list lengths are checked on derived columns
+        if pa.types.is_list(field.type):
+            df[f"{field.name}_length"] = pc.list_value_length(table.column(field.name)).to_numpy(zero_copy_only=False)
     result = run_suite(suite, df, build(cfg, ds))
     failures = _failures(result)
     summary = {

@@ -1,8 +1,8 @@
 """The ETL on a real Spark standalone cluster: a master and one worker on loopback.
 
 ``scripts/spark_standalone.sh`` starts them on free ports; the jobs go through ``spark-submit --master
-spark://...`` exactly as the DAG's SparkSubmitOperator sends them, and their partitions must equal those of
-the same jobs run with ``local[1]``.
+spark://...`` as the DAG's SparkSubmitOperator sends them (plus JIT flags for speed), and their partitions
+must equal those of the same jobs run with ``local[1]``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 DS = "2026-11-01"
 # The DAG's SPARK_CONF (dags/nightly_retrain.py), which SparkSubmitOperator passes as --conf.
 DAG_CONF = {"spark.sql.shuffle.partitions": "8", "spark.ui.showConsoleProgress": "false"}
-# The driver and executor JVMs live for seconds on tiny data: C1-only JIT halves their wall time.
+# The driver and executor JVMs live for seconds on tiny data: C1-only JIT nearly halves their wall time.
 FAST_JVM = "-XX:TieredStopAtLevel=1"
 CONFIG = "lake_root: {root}/lake\nmlflow_tracking_uri: sqlite:///{root}/mlflow.db\nmlflow_artifact_root: {root}/artifacts\n"
 PROBE = """\
@@ -176,6 +176,7 @@ def test_etl_on_the_cluster_writes_what_local_mode_writes(cluster, tmp_path):
     app_ids = [_app_id(p) for p in cluster_runs]
     apps = _completed_apps(cluster, app_ids)
     assert [apps[a].get("state") for a in app_ids] == ["FINISHED", "FINISHED"], apps
+    assert [apps[a].get("name") for a in app_ids] == [f"recpipe-stage_events-{DS}", f"recpipe-sessions-{DS}"]
     for app_id in app_ids:  # the tasks ran in an executor the worker launched, not in the driver
         assert list((cluster.work / app_id).glob("*/stderr")), f"no executor of {app_id} under {cluster.work}"
 
