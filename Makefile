@@ -25,7 +25,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: install check-java demo test lint airflow-init airflow-ui mlflow-ui constraints clean
+.PHONY: install check-java demo test lint bench-etl airflow-init airflow-ui mlflow-ui constraints clean
 
 install: $(STAMP)
 
@@ -56,6 +56,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Spark ETL scaling vs DuckDB on 1M/4M/16M generated events, 3 runs each (roughly 15-45 min on 2 cores, depending on load).
+bench-etl: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python benchmarks/etl.py --sizes 1000000 4000000 16000000 --repeats 3 --out BENCHMARKS-etl.md
 
 airflow-ui: $(STAMP) airflow-init
 	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT); the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"

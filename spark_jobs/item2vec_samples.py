@@ -59,8 +59,9 @@ def popularity_table(item_clicks: dict[int, int], all_items: Sequence[int], size
 def transform_sampling_probs(pop_table: DataFrame) -> DataFrame:
     """(item_id, neg_prob): the exact probability that one draw from the bucket table gives the item."""
     per_item = pop_table.groupBy("item_id").agg(F.count(F.lit(1)).alias("_buckets"))
-    share = F.col("_buckets") / F.sum("_buckets").over(Window.partitionBy())
-    return per_item.select("item_id", share.cast("double").alias("neg_prob"))
+    total = pop_table.agg(F.count(F.lit(1)).alias("_total"))
+    share = F.col("_buckets") / F.col("_total")
+    return per_item.crossJoin(total).select("item_id", share.cast("double").alias("neg_prob"))
 
 
 def transform_item_samplers(items: DataFrame) -> DataFrame:
@@ -97,11 +98,12 @@ def transform_negatives(
     n_global: int,
     n_hard: int,
     seed: int,
+    table_size: int,
 ) -> DataFrame:
     """Negatives for each positive pair, with the probability their sampler gave them (for logQ).
 
     ``n_city`` uniform in the target's city, ``n_hard`` uniform in the target's city among items of
-    another category, ``n_global`` by popularity^0.75 from ``pop_table``. A negative is never the
+    another category, ``n_global`` by popularity^0.75 from ``pop_table`` (buckets 0..``table_size``-1). A negative is never the
     target, the context, nor any item clicked in the same session. Draws hash the pair's identity with
     the seed, so they do not depend on how Spark partitions the data.
     """
@@ -126,10 +128,9 @@ def transform_negatives(
         pool = samplers.select("city_id", "cc_idx", F.col("item_id").alias("negative"))
         neg = drawn.join(pool, on=["city_id", "cc_idx"], how="inner")
         negatives.append(neg.select(*cols[:4], F.lit("hard").alias("kind"), (1.0 / others).alias("prob")))
-    table_n = pop_table.count()
     probs = transform_sampling_probs(pop_table).withColumnRenamed("item_id", "negative")
     for k in range(n_global):
-        drawn = positives.withColumn("bucket", _draw(key, n_city + n_hard + k, seed, F.lit(table_n)))
+        drawn = positives.withColumn("bucket", _draw(key, n_city + n_hard + k, seed, F.lit(table_size)))
         neg = drawn.join(pop_table.withColumnRenamed("item_id", "negative"), on="bucket", how="inner")
         neg = neg.join(probs, on="negative", how="inner")
         negatives.append(neg.select(*cols[:4], F.lit("global").alias("kind"), F.col("neg_prob").alias("prob")))
@@ -193,7 +194,14 @@ def run(spark: SparkSession, cfg: Config, ds: str) -> str:
     write_partition(popularity, cfg.lake_root, contracts.ITEM_POPULARITY, ds)
     positives = transform_positive_pairs(train, e.skipgram_window).cache()
     negatives = transform_negatives(
-        positives, items, pop, n_city=e.negatives_city, n_global=e.negatives_global, n_hard=e.negatives_hard, seed=e.seed
+        positives,
+        items,
+        pop,
+        n_city=e.negatives_city,
+        n_global=e.negatives_global,
+        n_hard=e.negatives_hard,
+        seed=e.seed,
+        table_size=NEG_TABLE_SIZE,
     )
     pairs = positives.join(probs.withColumnRenamed("item_id", "context"), on="context", how="left").select(
         "target",

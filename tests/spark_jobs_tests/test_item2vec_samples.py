@@ -25,7 +25,7 @@ def test_negatives_by_kind_with_their_sampling_probabilities(spark):
     sessions = spark.createDataFrame([("s1", 1, 0, [1, 2, 3]), ("s2", 2, 0, [4, 8])], SESSIONS_DDL)
     positives = transform_positive_pairs(sessions, window=2)
     pop = spark.createDataFrame(popularity_table({7: 100}, list(range(1, 10)), size=1000), "bucket int, item_id bigint")
-    neg = transform_negatives(positives, items, pop, n_city=6, n_global=8, n_hard=6, seed=1).collect()
+    neg = transform_negatives(positives, items, pop, n_city=6, n_global=8, n_hard=6, seed=1, table_size=1000).collect()
     by_kind = {k: [r for r in neg if r.kind == k] for k in ("city", "hard", "global")}
     from_s1 = lambda rows: {r.context for r in rows if r.target in (1, 2, 3)}  # noqa: E731
     # Targets 1-3 are in city 0, category 0: city negatives come from {4, 5, 6} (1-3 were clicked in the session),
@@ -43,7 +43,7 @@ def test_negatives_by_kind_with_their_sampling_probabilities(spark):
     share_7 = sum(1 for _, item in popularity_table({7: 100}, list(range(1, 10)), size=1000) if item == 7) / 1000
     assert {round(r.prob, 5) for r in glob if r.context == 7} == {round(share_7, 5)}
     assert all(r.label == 0.0 for r in neg)
-    again = transform_negatives(positives, items, pop, n_city=6, n_global=8, n_hard=6, seed=1).collect()
+    again = transform_negatives(positives, items, pop, n_city=6, n_global=8, n_hard=6, seed=1, table_size=1000).collect()
     assert sorted(again) == sorted(neg)  # deterministic for a seed
 
 
