@@ -60,7 +60,7 @@ lint: $(STAMP)
 # Spark ETL scaling vs DuckDB on 1M/4M/16M generated events, 3 runs each (roughly 15-45 min on 2 cores, depending on load).
 bench-etl: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
-	$(BIN)/python benchmarks/etl.py --sizes 1000000 4000000 16000000 --repeats 3 --out BENCHMARKS-etl.md
+	$(BIN)/python benchmarks/etl.py --sizes 1000000 4000000 16000000 --repeats 3 --out var/bench/etl-results.md
 
 airflow-ui: $(STAMP) airflow-init
 	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT); the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"

@@ -205,7 +205,17 @@ RETRIEVAL_SAMPLES = Contract(
 )
 RECALL_EVAL = Contract(
     "training/recall_eval",
-    _cols("user_id:int64", "history:array<int64>", "targets:array<int64>"),
+    _cols(
+        "user_id:int64",
+        "history:array<int64>",
+        "targets:array<int64>",
+        "user_city:int32",
+        "user_type:int32",
+        "device:int32",
+        "hour:int32",
+        "weekday:int32",
+        "city_id:int32",
+    ),
     keys=("user_id",),
 )
 # Behaviour windows of the ranking features, in days before the example's day. Part of the contract (not

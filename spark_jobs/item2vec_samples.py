@@ -1,9 +1,7 @@
 """Item2Vec training sets for day D: skip-gram pairs with city/category-aware negatives, CBOW contexts,
-item popularity with the negative sampler's probabilities, and the recall eval set.
+and item popularity with the negative sampler's probabilities.
 
-Pairs and contexts come from click sequences of sessions in the train days [D-k, D-1]; the eval set
-holds, for every user who clicked on D and has train history, the history (last N clicks before D) and
-D's clicked items.
+Pairs and contexts come from click sequences of sessions in the train days [D-k, D-1].
 """
 
 from __future__ import annotations
@@ -159,28 +157,8 @@ def transform_cbow(sessions: DataFrame, window: int) -> DataFrame:
     return out.where(F.size("context") > 0).select(*contracts.ITEM2VEC_CBOW.columns)
 
 
-def transform_recall_eval(train_sessions: DataFrame, eval_sessions: DataFrame, max_history: int) -> DataFrame:
-    """Users who clicked on the eval day and have history: last ``max_history`` train clicks and the eval clicks."""
-    hist = (
-        train_sessions.where(F.size("click_items") > 0)
-        .groupBy("user_id")
-        .agg(
-            F.flatten(
-                F.transform(F.sort_array(F.collect_list(F.struct("start_ts", "click_items"))), lambda s: s["click_items"])
-            ).alias("h")
-        )
-    )
-    hist = hist.select("user_id", F.slice("h", F.greatest(F.size("h") - max_history + 1, F.lit(1)), max_history).alias("history"))
-    targets = (
-        eval_sessions.select("user_id", F.explode("click_items").alias("item"))
-        .groupBy("user_id")
-        .agg(F.sort_array(F.collect_set("item")).alias("targets"))
-    )
-    return hist.join(targets, on="user_id", how="inner").select(*contracts.RECALL_EVAL.columns)
-
-
 def run(spark: SparkSession, cfg: Config, ds: str) -> str:
-    """Build ``training/{item2vec_pairs,item2vec_cbow,item_popularity,recall_eval}/ds`` from the sessions window."""
+    """Build ``training/{item2vec_pairs,item2vec_cbow,item_popularity}/ds`` from the sessions window."""
     e = cfg.etl
     sessions = read_days(spark, cfg.lake_root, contracts.SESSIONS, lake.window(ds, e.lookback_days, include_ds=True))
     train = sessions.where(F.col("ds") != ds)
@@ -211,9 +189,7 @@ def run(spark: SparkSession, cfg: Config, ds: str) -> str:
         F.col("neg_prob").cast("float").alias("prob"),
     )
     write_partition(pairs.unionByName(negatives), cfg.lake_root, contracts.ITEM2VEC_PAIRS, ds)
-    write_partition(transform_cbow(train, e.cbow_window), cfg.lake_root, contracts.ITEM2VEC_CBOW, ds)
-    recall_eval = transform_recall_eval(train, sessions.where(F.col("ds") == ds), e.history_max_len)
-    return write_partition(recall_eval, cfg.lake_root, contracts.RECALL_EVAL, ds)
+    return write_partition(transform_cbow(train, e.cbow_window), cfg.lake_root, contracts.ITEM2VEC_CBOW, ds)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,8 @@ before t (from the sessions of [D-k-h, D], newest last, capped in length), the a
 configured cost matrix, the user's profile, the request context (hour, weekday, city), the item's city and
 category, and hard negatives drawn uniformly from the item's city among items of other categories, with
 their sampling probability for logQ correction. Actions of D form the eval split, those before it train.
+The recall eval set (users who clicked on D, with their history before D, profile and request context)
+is written beside it, so every recall model is evaluated on the same users.
 """
 
 from __future__ import annotations
@@ -111,8 +113,41 @@ def transform_retrieval_samples(
     )
 
 
+def transform_recall_eval(
+    eval_events: DataFrame, user_clicks: DataFrame, users: DataFrame, eval_start_ms: int, max_history: int
+) -> DataFrame:
+    """The recall eval set: users who clicked on the eval day and clicked before it.
+
+    Per user: the last ``max_history`` clicks before the day (``user_clicks`` from
+    ``transform_user_clicks``), the day's clicked items, the profile, and the context (hour, weekday,
+    city) of the day's first click, which is what a recall request would carry.
+    """
+    clicks = eval_events.where(F.col("event") == "click")
+    first = clicks.groupBy("user_id").agg(F.min(F.struct("ts", "event_id", "hour", "city_id")).alias("f"))
+    targets = clicks.groupBy("user_id").agg(F.sort_array(F.collect_set("item_id")).alias("targets"))
+    before = F.transform(F.filter("clicks", lambda c: c["ts"] < eval_start_ms), lambda c: c["item"])
+    hist = user_clicks.select("user_id", before.alias("h"))
+    hist = hist.select("user_id", F.slice("h", F.greatest(F.size("h") - max_history + 1, F.lit(1)), max_history).alias("history"))
+    out = (
+        targets.join(hist.where(F.size("history") > 0), on="user_id", how="inner")
+        .join(first, on="user_id", how="inner")
+        .join(users.select("user_id", F.col("city_id").alias("user_city"), "user_type", "device"), on="user_id", how="inner")
+    )
+    return out.select(
+        "user_id",
+        F.col("history").cast("array<bigint>").alias("history"),
+        "targets",
+        F.col("user_city").cast("int").alias("user_city"),
+        index_of("user_type", contracts.USER_TYPES).alias("user_type"),
+        index_of("device", contracts.DEVICES).alias("device"),
+        F.col("f.hour").cast("int").alias("hour"),
+        F.expr(f"CAST(((f.ts DIV {DAY_MS}) + 3) % 7 AS INT)").alias("weekday"),
+        F.col("f.city_id").cast("int").alias("city_id"),
+    )
+
+
 def run(spark: SparkSession, cfg: Config, ds: str) -> str:
-    """Build ``training/retrieval_samples/ds`` from staged events of [D-k, D] and sessions of [D-k-h, D]."""
+    """Build ``training/{retrieval_samples,recall_eval}/ds`` from staged events of [D-k, D] and sessions of [D-k-h, D]."""
     e = cfg.etl
     root = cfg.lake_root
     events = read_days(spark, root, contracts.STAGED_EVENTS, lake.window(ds, e.lookback_days, include_ds=True))
@@ -121,10 +156,16 @@ def run(spark: SparkSession, cfg: Config, ds: str) -> str:
     older_days = lake.window(lake.shift_ds(ds, -e.lookback_days), e.history_days, include_ds=False)
     older, _missing = read_available_days(spark, root, contracts.SESSIONS, older_days)
     sessions = union_all([older, recent])
+    users = read_snapshot(spark, root, contracts.RAW_USERS, ds).cache()
+    day_start, _ = lake.day_bounds_ms(ds)
+    recall_eval = transform_recall_eval(
+        events.where(F.col("ds") == ds), transform_user_clicks(sessions), users, day_start, e.history_max_len
+    )
+    write_partition(recall_eval, root, contracts.RECALL_EVAL, ds)
     out = transform_retrieval_samples(
         events,
         sessions,
-        read_snapshot(spark, root, contracts.RAW_USERS, ds),
+        users,
         read_snapshot(spark, root, contracts.RAW_ITEMS, ds),
         ds,
         weights=dataclasses.asdict(e.action_weights),

@@ -3,7 +3,6 @@ from spark_jobs.item2vec_samples import (
     transform_cbow,
     transform_negatives,
     transform_positive_pairs,
-    transform_recall_eval,
 )
 
 SESSIONS_DDL = "session_id string, user_id bigint, start_ts bigint, click_items array<bigint>"
@@ -64,12 +63,3 @@ def test_popularity_table_follows_clicks_to_the_three_quarters():
     table = popularity_table({1: 15, 2: 0}, [1, 2], size=10_000)
     share_1 = sum(1 for _, item in table if item == 1) / len(table)
     assert abs(share_1 - 16**0.75 / (16**0.75 + 1)) < 0.001
-
-
-def test_recall_eval_uses_only_history_before_the_eval_day(spark):
-    train = spark.createDataFrame([("a", 1, 100, [1, 2]), ("b", 1, 50, [9]), ("c", 2, 10, [4])], SESSIONS_DDL)
-    evals = spark.createDataFrame([("d", 1, 500, [3, 1, 3]), ("e", 3, 500, [8])], SESSIONS_DDL)
-    out = transform_recall_eval(train, evals, max_history=2).orderBy("user_id").collect()
-    # User 1: sessions in time order give [9, 1, 2], capped to the last two; user 3 has no history.
-    # User 2 has history but no eval click, user 3 an eval click but no history: neither is in the set.
-    assert [(r.user_id, r.history, r.targets) for r in out] == [(1, [1, 2], [1, 3])]

@@ -1,5 +1,5 @@
 from recpipe import contracts, lake
-from spark_jobs.retrieval_samples import transform_retrieval_samples
+from spark_jobs.retrieval_samples import transform_recall_eval, transform_retrieval_samples, transform_user_clicks
 
 EVAL_DS = "2026-11-10"
 WEIGHTS = {"click": 1.0, "collect": 2.0, "call": 3.0, "im": 3.0, "apply": 4.0}
@@ -92,3 +92,32 @@ def test_future_clicks_never_enter_the_history(spark):
     got = {r.event_id: r.history for r in with_future.collect()}
     assert base == {"e0": [1, 2], "e1": [1, 2]}
     assert got == {"e0": [1, 2], "e1": [1, 2, 4]}  # e1 (at +900) sees the click at +500, not the one at +900
+
+
+def test_recall_eval_users_history_before_the_day_and_first_click_context(spark):
+    sessions = spark.createDataFrame(
+        [
+            ("a", 1, T_PREV, [1, 2, 3], [T_PREV + 1, T_PREV + 2, T_PREV + 3]),
+            ("b", 1, T0, [7, 8, 7], [T0 + 5_000, T0 + 3_600_000 * 5, T0 + 3_600_000 * 6]),  # the eval day's clicks
+            ("c", 2, T_PREV, [4], [T_PREV + 9]),  # user 2: history, but no click on the eval day
+        ],
+        SESSIONS_DDL,
+    )
+    events = _events(
+        spark,
+        [
+            {"ds": EVAL_DS, "ts": T0 + 3_600_000 * 5, "item_id": 8, "hour": 5, "city_id": 3},
+            {"ds": EVAL_DS, "ts": T0 + 5_000, "item_id": 7, "hour": 0, "city_id": 2},  # the first click
+            {"ds": EVAL_DS, "ts": T0 + 3_600_000 * 6, "item_id": 7, "hour": 6},
+            {"ds": EVAL_DS, "ts": T0 + 1, "item_id": 9, "event": "collect", "hour": 0, "city_id": 9},  # not a click
+            {"ds": EVAL_DS, "ts": T0 + 7, "item_id": 9, "user_id": 3},  # user 3: a click but no history
+        ],
+    )
+    profiles = [(1, 5, "B", "pc", 0), (2, 1, "C", "ios", 0), (3, 1, "C", "ios", 0)]
+    users = spark.createDataFrame(profiles, contracts.RAW_USERS.spark_ddl())
+    out = transform_recall_eval(events, transform_user_clicks(sessions), users, T0, max_history=2)
+    assert out.columns == contracts.RECALL_EVAL.columns
+    assert [r.asDict() for r in out.collect()] == [
+        {"user_id": 1, "history": [2, 3], "targets": [7, 8], "user_city": 5, "user_type": 0, "device": 2}
+        | {"hour": 0, "weekday": 1, "city_id": 2}
+    ]

@@ -51,3 +51,63 @@ class MLP(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "hidden_units": self.hidden_units, "dropout": self.dropout}
+
+
+def check_positive(**sizes: int | Sequence[int]) -> None:
+    """Raise a ValueError naming every size (or sequence of sizes) that is not positive, with its value."""
+    bad = [f"{k}={v}" for k, v in sizes.items() if (min(v, default=1) if isinstance(v, Sequence) else v) <= 0]
+    if bad:
+        raise ValueError(f"Sizes should be positive. Received: {', '.join(bad)}")
+
+
+def _masked_sum(values, weights):
+    """Sum of ``values`` [B, L, d] over L, weighted by ``weights`` [B, L]."""
+    return ops.sum(values * ops.expand_dims(weights, -1), axis=1)
+
+
+@keras.saving.register_keras_serializable(package="recpipe")
+class MaskedMeanPooling(keras.layers.Layer):
+    """Mean of ``values`` [B, L, d] over the positions where ``mask`` [B, L] is true; zeros where none is."""
+
+    def call(self, values, mask):
+        weights = ops.cast(mask, values.dtype)
+        count = ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1.0)
+        return _masked_sum(values, weights) / count
+
+    def get_config(self) -> dict:
+        return super().get_config()
+
+
+@keras.saving.register_keras_serializable(package="recpipe")
+class AttentionPooling(keras.layers.Layer):
+    """Scaled dot-product attention of one query per row over a masked sequence.
+
+    The query [B, q] is projected to the value size d; each position's score is
+    ``<query, value> / sqrt(d)``, padded positions get no weight, and a row with no valid position gives
+    zeros (not the uniform mean a plain softmax would give).
+
+    Args:
+        use_bias: whether the query projection has a bias.
+    """
+
+    def __init__(self, use_bias: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.use_bias = use_bias
+
+    def build(self, query_shape, values_shape, mask_shape=None) -> None:
+        self.query_projection = keras.layers.Dense(values_shape[-1], use_bias=self.use_bias, name="query_projection")
+        self.query_projection.build(query_shape)
+
+    def call(self, query, values, mask):
+        q = self.query_projection(query)
+        scores = ops.einsum("bd,bld->bl", q, values) / ops.sqrt(ops.cast(ops.shape(values)[-1], values.dtype))
+        valid = ops.cast(mask, "bool")
+        # A softmax over the valid positions only: padded ones get exactly 0, and so does every position
+        # of an all-padding row (a plain masked softmax would spread it uniformly over the padding).
+        scores = ops.where(valid, scores, -1e9)
+        weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True)) * ops.cast(valid, values.dtype)
+        weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-12)
+        return _masked_sum(values, weights)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "use_bias": self.use_bias}
