@@ -21,8 +21,7 @@ import numpy as np
 from recpipe import tracking
 from recpipe.config import Config, IndexConfig, load_config
 from recpipe.runner import step_main
-from training import recall
-from training.artifacts import load_item_vectors
+from training.artifacts import load_item_vectors, load_query_vectors
 
 log = logging.getLogger(__name__)
 INDEX_FILE = "index.faiss"
@@ -74,8 +73,7 @@ def build_and_register(model_key: str, cfg: Config, ds: str, run_id: str) -> dic
     vectors = load_item_vectors(run_id)
     ids = np.arange(len(vectors), dtype=np.int64)
     index = build_index(vectors, ids, cfg.index)
-    eval_set = recall.load_eval_set(cfg, ds)
-    queries = recall.user_vectors(vectors, eval_set.histories)
+    queries = load_query_vectors(run_id)  # the eval users' query vectors the training run logged
     k = min(cfg.item2vec.top_k, len(ids))
     metrics = {
         f"index_recall_at_{cfg.item2vec.top_k}": index_recall(index, vectors, ids, queries, k),

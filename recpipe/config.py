@@ -87,6 +87,54 @@ class Item2VecConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class YouTubeDNNConfig:
+    """YouTube DNN settings (sampled softmax over all items with logQ correction)."""
+
+    embedding_dim: int = 32
+    hidden_units: tuple[int, ...] = (128, 64)
+    num_negatives: int = 200
+    dropout: float = 0.0
+    epochs: int = 3
+    batch_size: int = 512
+    learning_rate: float = 0.003
+    seed: int = 17
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TwoTowerConfig:
+    """Two-tower settings (in-batch softmax plus hard negatives, logQ-corrected, cost-weighted)."""
+
+    embedding_dim: int = 32
+    hidden_units: tuple[int, ...] = (128, 64)
+    tower: str = "mlp"
+    temperature: float = 0.05
+    # Feed the Item2Vec champion's item vectors to the item tower (frozen), when a champion exists.
+    pretrained_item2vec: bool = True
+    dropout: float = 0.0
+    epochs: int = 3
+    batch_size: int = 512
+    learning_rate: float = 0.003
+    seed: int = 19
+
+    def __post_init__(self) -> None:
+        if self.tower not in ("mlp", "dcn", "pnn"):
+            raise ValueError(f"tower must be one of mlp, dcn, pnn; received {self.tower!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, received {self.temperature}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RecallEvalConfig:
+    """How every recall model is evaluated: exact search over all items of the eval day's snapshot."""
+
+    ks: tuple[int, ...] = (10, 50, 100)
+    # Drop items of the user's history from their recommendations before cutting at K.
+    exclude_seen: bool = False
+    # K of the per-city and per-category slices.
+    slice_k: int = 50
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WideDeepConfig:
     """Wide&Deep settings."""
 
@@ -138,6 +186,9 @@ class Config:
     registry_prefix: str = "recpipe"
     etl: EtlConfig = dataclasses.field(default_factory=EtlConfig)
     item2vec: Item2VecConfig = dataclasses.field(default_factory=Item2VecConfig)
+    youtube_dnn: YouTubeDNNConfig = dataclasses.field(default_factory=YouTubeDNNConfig)
+    two_tower: TwoTowerConfig = dataclasses.field(default_factory=TwoTowerConfig)
+    recall_eval: RecallEvalConfig = dataclasses.field(default_factory=RecallEvalConfig)
     wide_deep: WideDeepConfig = dataclasses.field(default_factory=WideDeepConfig)
     index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
     gates: GateConfig = dataclasses.field(default_factory=GateConfig)

@@ -10,7 +10,7 @@ from recpipe.config import Config
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-RECALL_MODELS = ("item2vec",)
+RECALL_MODELS = ("item2vec", "youtube_dnn", "two_tower")
 RANKING_MODELS = ("wide_deep",)
 MODELS = RECALL_MODELS + RANKING_MODELS
 

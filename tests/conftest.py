@@ -41,6 +41,17 @@ item2vec:
   embedding_dim: 16
   epochs: 2
   batch_size: 256
+youtube_dnn:
+  embedding_dim: 8
+  hidden_units: [16]
+  num_negatives: 20
+  epochs: 1
+  batch_size: 256
+two_tower:
+  embedding_dim: 8
+  hidden_units: [16]
+  epochs: 1
+  batch_size: 256
 wide_deep:
   embedding_dim: 4
   hidden_units: [16]

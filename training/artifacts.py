@@ -1,4 +1,5 @@
-"""The item embedding table artifact of a recall run: Parquet with item_id, vector, model_version."""
+"""Vector artifacts of a recall run: the item embedding table (item_id, vector, model_version) and the eval
+users' query vectors (user_id, vector), both Parquet. Indexing reads the first and measures with the second."""
 
 from __future__ import annotations
 
@@ -11,6 +12,33 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 EMBEDDINGS_ARTIFACT = "embeddings/item_embeddings.parquet"
+QUERIES_ARTIFACT = "embeddings/eval_queries.parquet"
+
+
+def _log_table(table: pa.Table, artifact: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact).name
+        pq.write_table(table, path)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(artifact).parent))
+
+
+def _load_table(run_id: str, artifact: str) -> pa.Table:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp)
+        return pq.read_table(Path(path))
+
+
+def log_query_vectors(user_ids: np.ndarray, vectors: np.ndarray) -> None:
+    """Log the eval users' query vectors (the user tower's output, or the mean of history vectors)."""
+    ids = pa.array(np.asarray(user_ids, np.int64))
+    table = pa.table({"user_id": ids, "vector": pa.array(list(vectors), pa.list_(pa.float32()))})
+    _log_table(table, QUERIES_ARTIFACT)
+
+
+def load_query_vectors(run_id: str) -> np.ndarray:
+    """The eval users' query vectors logged by a recall training run, in eval-set order."""
+    table = _load_table(run_id, QUERIES_ARTIFACT)
+    return np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
 
 
 def log_item_vectors(vectors: np.ndarray, version: int) -> None:
@@ -22,17 +50,12 @@ def log_item_vectors(vectors: np.ndarray, version: int) -> None:
             "model_version": pa.array(np.full(len(vectors), version, dtype=np.int64)),
         }
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(EMBEDDINGS_ARTIFACT).name
-        pq.write_table(table, path)
-        mlflow.log_artifact(str(path), artifact_path=str(Path(EMBEDDINGS_ARTIFACT).parent))
+    _log_table(table, EMBEDDINGS_ARTIFACT)
 
 
 def load_item_vectors(run_id: str) -> np.ndarray:
     """The item vector table logged by a recall training run (row i is item i; missing ids are zero)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EMBEDDINGS_ARTIFACT, dst_path=tmp)
-        table = pq.read_table(Path(path))
+    table = _load_table(run_id, EMBEDDINGS_ARTIFACT)
     ids = table.column("item_id").to_numpy()
     vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
     out = np.zeros((int(ids.max()) + 1, vectors.shape[1]), dtype=np.float32)

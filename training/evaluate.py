@@ -17,7 +17,9 @@ import mlflow
 
 # Importing the model modules registers the classes Keras needs to load a champion.
 import training.models.item2vec
-import training.models.wide_deep  # noqa: F401
+import training.models.two_tower
+import training.models.wide_deep
+import training.models.youtube_dnn  # noqa: F401
 from recpipe import tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
@@ -33,12 +35,16 @@ def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, 
     version = tracking.alias_version(cfg, registered, tracking.CHAMPION)
     if version is None:
         return None, None
-    if model_key in tracking.RECALL_MODELS:
-        eval_set = recall.load_eval_set(cfg, ds)
-        return int(version.version), recall.evaluate_vectors(load_item_vectors(version.run_id), eval_set, cfg.item2vec.top_k)
     # By number, not alias: a promotion between the two calls must not mix two versions.
-    model = mlflow.keras.load_model(f"models:/{registered}/{version.version}")
-    return int(version.version), ranking.evaluate_model(model, ranking.load_split(cfg, ds, "eval"))
+    uri = f"models:/{registered}/{version.version}"
+    if model_key == "item2vec":
+        eval_set = recall.load_eval_set(cfg, ds)
+        return int(version.version), recall.evaluate_vectors(cfg, load_item_vectors(version.run_id), eval_set)
+    if model_key in tracking.RECALL_MODELS:  # a user tower: today's eval users through the champion's tower
+        eval_set = recall.load_eval_set(cfg, ds)
+        queries = mlflow.keras.load_model(uri).user_vectors(eval_set.features)
+        return int(version.version), recall.evaluate_queries(cfg, queries, load_item_vectors(version.run_id), eval_set)
+    return int(version.version), ranking.evaluate_model(mlflow.keras.load_model(uri), ranking.load_split(cfg, ds, "eval"))
 
 
 def evaluate(model_key: str, cfg: Config, ds: str, run_id: str) -> dict:

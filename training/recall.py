@@ -12,28 +12,50 @@ from recpipe.config import Config
 from training import data, metrics
 from training.models.item2vec import Item2Vec
 
+USER_FEATURES = ("user_city", "user_type", "device", "hour", "weekday", "city_id")
+
 
 @dataclasses.dataclass(frozen=True)
 class RecallEvalSet:
-    """The users of the eval day with train history, their history and their eval-day clicks."""
+    """The users of the eval day with history: their history, eval-day clicks, profile and request context."""
 
     user_ids: np.ndarray
     histories: list[list[int]]
     targets: list[list[int]]
+    features: dict[str, np.ndarray]  # USER_FEATURES [U] and ``history`` [U, L] padded with -1: tower inputs
+    item_category: np.ndarray  # category of each item id (-1 unknown), for the category slices
+    n_items: int
     popular: np.ndarray  # item ids by train-window clicks, most clicked first
     oracle: dict[int, list[int]]  # user -> the generator's top items (empty when no oracle exists)
 
 
+def pad_lists(values: list, width: int) -> np.ndarray:
+    """Lists of ids -> int32 [N, width], left-aligned, padded with -1 (longer lists keep their last ``width``)."""
+    out = np.full((len(values), width), -1, dtype=np.int32)
+    for row, ids in enumerate(values):
+        tail = list(ids)[-width:] if width else []
+        out[row, : len(tail)] = tail
+    return out
+
+
 def load_eval_set(cfg: Config, ds: str) -> RecallEvalSet:
-    """Read the recall eval set, the popularity ranking and (if present) the oracle top lists of ``ds``."""
+    """Read the recall eval set, the popularity ranking, item categories and (if present) the oracle top lists."""
     ev = data.to_numpy(data.read_table(cfg.lake_root, contracts.RECALL_EVAL, ds))
-    pop = data.to_numpy(data.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds))
+    pop = data.to_numpy(data.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds, columns=["item_id", "clicks"]))
     order = np.lexsort((pop["item_id"], -pop["clicks"]))
+    items = data.to_numpy(data.read_snapshot(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=["item_id", "category_id"]))
+    n_items = data.n_items(cfg.lake_root, ds)
+    item_category = np.full(n_items, -1, dtype=np.int32)
+    item_category[items["item_id"]] = items["category_id"]
     oracle: dict[int, list[int]] = {}
     if lake.partition_ready(cfg.lake_root, contracts.ORACLE_TOPK, ds):
         top = data.read_table(cfg.lake_root, contracts.ORACLE_TOPK, ds)
         oracle = dict(zip(top.column("user_id").to_pylist(), top.column("items").to_pylist(), strict=True))
-    return RecallEvalSet(ev["user_id"], list(ev["history"]), list(ev["targets"]), pop["item_id"][order], oracle)
+    histories = [list(h) for h in ev["history"]]
+    features = {name: ev[name].astype(np.int32) for name in USER_FEATURES}
+    features["history"] = pad_lists(histories, cfg.etl.history_max_len)
+    targets = [list(t) for t in ev["targets"]]
+    return RecallEvalSet(ev["user_id"], histories, targets, features, item_category, n_items, pop["item_id"][order], oracle)
 
 
 def user_vectors(item_vectors: np.ndarray, histories: list[list[int]]) -> np.ndarray:
@@ -46,21 +68,40 @@ def user_vectors(item_vectors: np.ndarray, histories: list[list[int]]) -> np.nda
     return out
 
 
-def evaluate_vectors(item_vectors: np.ndarray, eval_set: RecallEvalSet, k: int) -> dict[str, float]:
-    """recall@k and HR@k of exact inner-product search over all items."""
-    recs = metrics.top_k(user_vectors(item_vectors, eval_set.histories), item_vectors, k)
-    return metrics.recall_metrics(list(recs), eval_set.targets, k)
+def _ks(cfg: Config) -> list[int]:
+    return sorted({*cfg.recall_eval.ks, cfg.item2vec.top_k, cfg.recall_eval.slice_k})
 
 
-def reference_metrics(eval_set: RecallEvalSet, k: int) -> dict[str, float]:
+def evaluate_queries(cfg: Config, queries: np.ndarray, item_vectors: np.ndarray, eval_set: RecallEvalSet) -> dict[str, float]:
+    """Every recall metric of exact inner-product search over all items, for one query vector per eval user."""
+    if len(queries) != len(eval_set.targets):
+        raise ValueError(f"need one query vector per eval user, received {len(queries)} for {len(eval_set.targets)} users")
+    ks = _ks(cfg)
+    exclude = eval_set.histories if cfg.recall_eval.exclude_seen else None
+    recs = metrics.top_k(queries, item_vectors, max(ks), exclude=exclude)
+    out = metrics.retrieval_metrics(list(recs), eval_set.targets, ks, len(item_vectors))
+    out["mean_target_rank"] = metrics.mean_target_rank(queries, item_vectors, eval_set.targets)
+    k = cfg.recall_eval.slice_k
+    out.update(metrics.sliced_recall(list(recs), eval_set.targets, k, eval_set.features["user_city"], eval_set.item_category))
+    return out
+
+
+def evaluate_vectors(cfg: Config, item_vectors: np.ndarray, eval_set: RecallEvalSet) -> dict[str, float]:
+    """Item2Vec-style evaluation: each user's query is the mean of their history's item vectors."""
+    return evaluate_queries(cfg, user_vectors(item_vectors, eval_set.histories), item_vectors, eval_set)
+
+
+def reference_metrics(cfg: Config, eval_set: RecallEvalSet) -> dict[str, float]:
     """The popularity baseline and the oracle, on the same users, prefixed ``popularity_`` and ``oracle_``."""
-    out = {
-        f"popularity_{n}": v
-        for n, v in metrics.recall_metrics([eval_set.popular[:k]] * len(eval_set.targets), eval_set.targets, k).items()
-    }
+    ks = _ks(cfg)
+
+    def score(prefix: str, lists: list) -> dict[str, float]:
+        found = metrics.retrieval_metrics(lists, eval_set.targets, ks, eval_set.n_items)
+        return {f"{prefix}_{name}": value for name, value in found.items()}
+
+    out = score("popularity", [list(eval_set.popular[: max(ks)])] * len(eval_set.targets))
     if eval_set.oracle:
-        lists = [eval_set.oracle.get(int(u), []) for u in eval_set.user_ids]
-        out.update({f"oracle_{n}": v for n, v in metrics.recall_metrics(lists, eval_set.targets, k).items()})
+        out.update(score("oracle", [eval_set.oracle.get(int(u), []) for u in eval_set.user_ids]))
     return out
 
 

@@ -23,8 +23,8 @@ from mlflow.models import infer_signature
 from recpipe import lake, tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
-from training import ranking, recall
-from training.artifacts import log_item_vectors
+from training import ranking, recall, towers
+from training.artifacts import load_item_vectors, log_item_vectors, log_query_vectors
 
 log = logging.getLogger(__name__)
 PIP_REQUIREMENTS = [f"keras=={keras.__version__}", f"tensorflow-cpu=={tf.__version__}"]
@@ -54,24 +54,57 @@ def _register(cfg: Config, model_key: str, model: keras.Model, sample: dict[str,
     return version
 
 
-def train_item2vec(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
+def _train_recall(cfg: Config, key: str, ds: str, run_id: str, fit, vectors) -> tuple[int, dict[str, float]]:
+    """Fit a recall model, evaluate its (query, item) vectors, register it, log both vector tables.
+
+    ``vectors(model, eval_set)`` returns the eval users' query vectors, the item vectors and a small
+    input sample for the model's MLflow signature.
+    """
     start = time.perf_counter()
-    model, history = recall.fit_item2vec(cfg, ds)
+    model, history = fit()
     seconds = time.perf_counter() - start
     _log_history(history)
     eval_set = recall.load_eval_set(cfg, ds)
-    vectors = model.item_vectors()
-    k = cfg.item2vec.top_k
+    queries, items, sample = vectors(model, eval_set)
     metrics = {
-        **recall.evaluate_vectors(vectors, eval_set, k),
-        **recall.reference_metrics(eval_set, k),
+        **recall.evaluate_queries(cfg, queries, items, eval_set),
+        **recall.reference_metrics(cfg, eval_set),
         "eval_users": float(len(eval_set.user_ids)),
         "train_seconds": seconds,
     }
-    sample = {"target": np.arange(4, dtype=np.int64), "context": np.arange(1, 5, dtype=np.int64)}
-    version = _register(cfg, "item2vec", model, sample, ds, run_id)
-    log_item_vectors(vectors, version)
+    version = _register(cfg, key, model, sample, ds, run_id)
+    log_item_vectors(items, version)
+    log_query_vectors(eval_set.user_ids, queries)
     return version, metrics
+
+
+def _item2vec_vectors(model, eval_set):
+    items = model.item_vectors()
+    sample = {"target": np.arange(4, dtype=np.int64), "context": np.arange(1, 5, dtype=np.int64)}
+    return recall.user_vectors(items, eval_set.histories), items, sample
+
+
+def _tower_vectors(model, eval_set):
+    sample = {name: values[:4] for name, values in eval_set.features.items()}
+    return model.user_vectors(eval_set.features), model.item_vectors(), sample
+
+
+def train_item2vec(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
+    return _train_recall(cfg, "item2vec", ds, run_id, lambda: recall.fit_item2vec(cfg, ds), _item2vec_vectors)
+
+
+def train_youtube_dnn(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
+    return _train_recall(cfg, "youtube_dnn", ds, run_id, lambda: towers.fit_youtube_dnn(cfg, ds), _tower_vectors)
+
+
+def train_two_tower(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
+    pretrained = None
+    if cfg.two_tower.pretrained_item2vec:
+        champion = tracking.alias_version(cfg, tracking.model_name(cfg, "item2vec"), tracking.CHAMPION)
+        if champion is not None:
+            pretrained = load_item_vectors(champion.run_id)
+            mlflow.set_tag("pretrained_item2vec_version", champion.version)
+    return _train_recall(cfg, "two_tower", ds, run_id, lambda: towers.fit_two_tower(cfg, ds, pretrained), _tower_vectors)
 
 
 def train_wide_deep(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
@@ -90,7 +123,12 @@ def train_wide_deep(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, f
     return _register(cfg, "wide_deep", model, sample, ds, run_id), metrics
 
 
-TRAINERS = {"item2vec": train_item2vec, "wide_deep": train_wide_deep}
+TRAINERS = {
+    "item2vec": train_item2vec,
+    "youtube_dnn": train_youtube_dnn,
+    "two_tower": train_two_tower,
+    "wide_deep": train_wide_deep,
+}
 
 
 def train(model_key: str, cfg: Config, ds: str, *, airflow_run_id: str | None = None) -> dict:

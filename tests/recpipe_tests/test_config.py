@@ -39,3 +39,16 @@ def test_unset_environment_variable_is_named(tmp_path, monkeypatch):
 def test_missing_file_is_named():
     with pytest.raises(ConfigError, match=r"config file not found: /nonexistent\.yaml"):
         load_config(Path("/nonexistent.yaml"))
+
+
+def test_invalid_values_are_named(tmp_path):
+    base = "lake_root: /l\nmlflow_tracking_uri: sqlite:///m.db\nmlflow_artifact_root: /a\n"
+    for section, match in [
+        ("two_tower:\n  tower: transformer\n", "tower must be one of mlp, dcn, pnn; received 'transformer'"),
+        ("two_tower:\n  temperature: 0\n", "temperature must be positive, received 0.0"),
+        ("etl:\n  action_weights: {click: 1.0, apply: -2.0}\n", r"action weights must be positive, received \{'apply': -2.0\}"),
+    ]:
+        path = tmp_path / "c.yaml"
+        path.write_text(base + section)
+        with pytest.raises(ConfigError, match=match):
+            load_config(path)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.metrics import ranking_metrics, recall_metrics, top_k
+from training.metrics import mean_target_rank, ranking_metrics, recall_metrics, retrieval_metrics, sliced_recall, top_k
 
 
 def test_recall_and_hit_rate_by_hand():
@@ -30,3 +30,34 @@ def test_top_k_is_exact_with_ties_broken_by_id():
     items = np.array([[1, 0], [0, 1], [1, 0], [0.5, 0.5]], dtype=np.float32)
     users = np.array([[1, 0], [0, 2]], dtype=np.float32)
     assert top_k(users, items, k=3).tolist() == [[0, 2, 3], [1, 3, 0]]
+
+
+def test_retrieval_metrics_ndcg_coverage_by_hand():
+    recs = [[5, 1, 2, 3], [4, 3, 2, 1]]
+    truth = [[1, 9], [7]]
+    m = retrieval_metrics(recs, truth, ks=[2, 4], n_items=10)
+    # User 0 finds item 1 at rank 2 of 2 targets; user 1 finds nothing.
+    assert m["recall_at_2"] == pytest.approx(0.25) and m["hr_at_2"] == pytest.approx(0.5)
+    ideal = 1 + 1 / np.log2(3)
+    assert m["ndcg_at_2"] == pytest.approx(((1 / np.log2(3)) / ideal + 0) / 2)
+    assert m["coverage_at_2"] == pytest.approx(4 / 10) and m["coverage_at_4"] == pytest.approx(5 / 10)
+
+
+def test_mean_target_rank_and_slices():
+    items = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    users = np.array([[1.0, 0.0], [0.0, 1.0]])
+    # User 0 ranks items 0, 2, 1: target 1 is 3rd; user 1 ranks 1, 2, 0: target 1 is 1st.
+    assert mean_target_rank(users, items, [[1], [1]]) == pytest.approx(2.0)
+    recs = [[0, 2, 1], [1, 2, 0]]
+    sliced = sliced_recall(recs, [[1], [1, 0]], k=1, user_group=np.array([3, 4]), item_group=np.array([0, 1, 1]))
+    assert sliced == {
+        "recall_at_1__city_3": 0.0,
+        "recall_at_1__city_4": 0.5,
+        "recall_at_1__category_0": 0.0,  # item 0, a target of user 1, not in their top 1
+        "recall_at_1__category_1": 0.5,  # item 1: missed by user 0, found by user 1
+    }
+
+
+def test_top_k_excludes_seen_items():
+    items = np.array([[3.0], [2.0], [1.0]])
+    assert top_k(np.array([[1.0]]), items, 2, exclude=[[0]]).tolist() == [[1, 2]]
