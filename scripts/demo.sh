@@ -51,5 +51,5 @@ done
 
 echo "== done in $(( $(date +%s) - t0 )) s"
 echo "Lake:    $RECPIPE_HOME/var/lake   (raw/, staged/, sessions/, training/, reports/)"
-echo "MLflow:  make mlflow-ui   -> http://localhost:${MLFLOW_PORT:-5000}  (experiment recpipe-nightly; models recpipe-item2vec, recpipe-item2vec-index, recpipe-wide_deep)"
+echo "MLflow:  make mlflow-ui   -> http://localhost:${MLFLOW_PORT:-5000}  (experiment recpipe-nightly; models recpipe-<model> and recpipe-<recall model>-index)"
 echo "Airflow: make airflow-ui  -> http://localhost:${AIRFLOW_PORT:-8793}  (airflow standalone prints the admin login)"
