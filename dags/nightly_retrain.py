@@ -109,17 +109,20 @@ def nightly_retrain():
     chain(wait_for_raw_events(), _spark_job("stage_events"), validate_events(), [sessions, daily])
     sessions >> [_spark_job("item2vec_samples"), _spark_job("retrieval_samples")] >> features
     daily >> _spark_job("ranking_samples") >> features
-    outcomes = []
+    outcomes, promoted = [], {}
     for model in RECALL_MODELS + RANKING_MODELS:
         trained = train.override(task_id=f"train_{model}")(model)
         features >> trained
+        if model == "two_tower":  # its item tower reads the Item2Vec champion: after tonight's promotion decision
+            promoted["item2vec"] >> trained
         ready = [trained]
         if model in RECALL_MODELS:
             ready.append(build_index.override(task_id=f"build_index_{model}")(model, trained))
         evaluated = evaluate.override(task_id=f"evaluate_{model}")(model, trained)
         verdict = gate.override(task_id=f"gate_{model}")(model, trained)
         chain(ready, evaluated, verdict)
-        outcomes.append(promote.override(task_id=f"promote_{model}")(model, verdict))
+        promoted[model] = promote.override(task_id=f"promote_{model}")(model, verdict)
+        outcomes.append(promoted[model])
     chain(outcomes, summary())
 
 

@@ -52,12 +52,15 @@ def decide(model_key: str, cfg: Config, run_id: str) -> dict:
     if "champion_version" not in tags:
         raise RuntimeError(f"run {run_id} has no champion_version tag: run the evaluate step before the gate")
     prefix = "champion_"
-    champion = None
-    if tags["champion_version"] != "none":
+    champion, no_champion = None, "first run: no champion to compare with"
+    if tags.get("champion_incompatible"):
+        no_champion = f"champion v{tags['champion_version']} cannot be compared: {tags['champion_incompatible']}"
+    elif tags["champion_version"] != "none":
         champion = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
     challenger = {k: v for k, v in metrics.items() if not k.startswith(prefix)}
     thresholds = gates.thresholds_for(_model_kind(model_key), cfg.gates, cfg.item2vec.top_k)
-    result = gates.evaluate_gate(challenger, champion, thresholds)
+    result = gates.evaluate_gate(challenger, champion, thresholds, no_champion)
+    result = gates.GateResult(result.passed, result.reasons, first_run=tags["champion_version"] == "none")
     older = _older_than_champion(cfg, model_key, tags)
     if older:
         result = gates.GateResult(False, (*result.reasons, older), result.first_run)

@@ -48,6 +48,9 @@ class EtlConfig:
 
     # Training examples come from the days [D - lookback_days, D - 1]; D is the eval day.
     lookback_days: int = 3
+    # Users and items snapshots: the latest one at or before D, at most this old (imported datasets with
+    # one static snapshot need a large value).
+    max_snapshot_age_days: int = 2
     # Raw events up to this long before the day's start or after its end still belong to the day.
     lateness_minutes: int = 60
     # A user with more events than this in one minute is a crawler: removed and counted.

@@ -95,6 +95,9 @@ def _cols(*specs: str) -> tuple[Column, ...]:
     return tuple(out)
 
 
+# One logged event. ``city_id`` is the city the request was made in (the city the user browses, which
+# may differ from the item's); ``category_id`` is the item's category at logging time. Features about
+# the item's own city and category come from the item snapshot.
 RAW_EVENTS = Contract(
     "raw/events",
     _cols(

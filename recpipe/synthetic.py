@@ -229,7 +229,7 @@ def simulate_day(
                 p = _sigmoid(click_logit(world, np.full(len(items), user), items, positions))
                 clicked = rng.random(len(items)) < p
                 for pos, item, p_click, hit in zip(positions, items, p, clicked, strict=True):
-                    base = _event(world, user, int(item), device, page, int(pos), request_id)
+                    base = _event(world, user, int(item), city, device, page, int(pos), request_id)
                     eid = f"e{compact}-{len(events):08d}"
                     events.append({"event_id": eid, "ts": ts + int(pos) * 50, "event": "expose", **base})
                     oracle.append({"event_id": eid, "p_click": round(float(p_click), 6)})
@@ -248,11 +248,12 @@ def simulate_day(
     return [{k: e[k] for k in contracts.RAW_EVENTS.columns} for e in events], oracle, topk
 
 
-def _event(world: World, user: int, item: int, device: str, page: str, position: int, request_id: str) -> dict:
+def _event(world: World, user: int, item: int, city: int, device: str, page: str, position: int, request_id: str) -> dict:
+    # city_id is the request's city (where the user browses), as the raw contract defines it.
     return {
         "user_id": int(user),
         "item_id": item,
-        "city_id": int(world.item_city[item]),
+        "city_id": city,
         "category_id": int(world.item_category[item]),
         "page": page,
         "position": position,

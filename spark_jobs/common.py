@@ -33,12 +33,33 @@ def read_json_partition(spark: SparkSession, root: str, contract: Contract, ds: 
     return spark.read.schema(contract.spark_ddl()).json(lake.partition_uri(root, contract, ds))
 
 
-def read_snapshot(spark: SparkSession, root: str, contract: Contract, ds: str) -> DataFrame:
-    """Read the latest complete raw snapshot (users, items) at or before ``ds``."""
+def read_snapshot(spark: SparkSession, root: str, contract: Contract, ds: str, max_age_days: int) -> DataFrame:
+    """Read the latest complete raw snapshot (users, items) at most ``max_age_days`` before ``ds``.
+
+    Raises ``LakeError`` when the snapshot is older than that, has duplicate keys, or nulls in a
+    non-nullable column: each would silently drop or duplicate training examples downstream.
+    """
     day = lake.latest_ready(root, contract, ds)
+    age = (lake.parse_ds(ds) - lake.parse_ds(day)).days
+    where = lake.partition_uri(root, contract, day)
+    if age > max_age_days:
+        raise lake.LakeError(
+            f"{where} is the latest snapshot for ds={ds}: {age} days old, more than etl.max_snapshot_age_days={max_age_days}"
+        )
     if day != ds:
-        log.info("%s: no snapshot for ds=%s, using ds=%s", lake.dataset_uri(root, contract), ds, day)
-    return read_json_partition(spark, root, contract, day)
+        log.warning("%s: no snapshot for ds=%s, using the one of ds=%s", lake.dataset_uri(root, contract), ds, day)
+    df = read_json_partition(spark, root, contract, day)
+    required = [c.name for c in contract.schema if not c.nullable]
+    stats = df.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count_distinct(*[F.col(k) for k in contract.keys]).alias("keys"),
+        *[F.sum(F.col(c).isNull().cast("long")).alias(c) for c in required],
+    ).first()
+    nulls = {c: stats[c] for c in required if stats[c]}
+    if stats["rows"] != stats["keys"] or nulls:
+        dupes = stats["rows"] - stats["keys"]
+        raise lake.LakeError(f"{where}: {dupes} rows with a duplicate {list(contract.keys)}; null values per column: {nulls}")
+    return df
 
 
 def read_partition(spark: SparkSession, root: str, contract: Contract, ds: str) -> DataFrame:
@@ -60,11 +81,17 @@ def read_days(spark: SparkSession, root: str, contract: Contract, days: Sequence
 def read_available_days(spark: SparkSession, root: str, contract: Contract, days: Sequence[str]) -> tuple[DataFrame, list[str]]:
     """Union of the complete partitions among ``days`` with a ``ds`` column, and the days that were missing.
 
-    For look-back windows of daily aggregates: a day missing from a 30-day window (not yet backfilled,
-    or before the lake's first day) contributes nothing instead of failing the night.
+    For look-back windows of daily aggregates: days before the dataset's first day in the window (a
+    young lake) contribute nothing; a gap after it (a failed or deleted day) is an error naming the days.
     """
     present = [ds for ds in days if lake.partition_ready(root, contract, ds)]
     missing = [ds for ds in days if ds not in present]
+    gaps = [ds for ds in missing if present and ds > present[0]]
+    if gaps:
+        raise lake.LakeError(
+            f"{lake.dataset_uri(root, contract)}: window days missing after the first present day {present[0]}: "
+            f"{', '.join(f'ds={d}' for d in gaps)} (backfill them; only days before the lake's first day may be absent)"
+        )
     if missing:
         log.warning("%s: %d of %d window days missing: %s", lake.dataset_uri(root, contract), len(missing), len(days), missing)
     if not present:

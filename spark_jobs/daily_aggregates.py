@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from recpipe import contracts
 from recpipe.config import Config
-from spark_jobs.common import job_main, read_partition, write_partition
+from spark_jobs.common import job_main, read_partition, read_snapshot, write_partition
 
 
 def _count(event: str) -> F.Column:
@@ -31,19 +31,21 @@ def transform_item_daily(events: DataFrame, by: Sequence[str] = ()) -> DataFrame
     return events.groupBy("item_id", *by).agg(_count("expose"), _count("click")).select(*contracts.ITEM_DAILY.columns, *by)
 
 
-def transform_user_cross_daily(events: DataFrame, by: Sequence[str] = ()) -> DataFrame:
-    """Clicks per user in each category and city of the clicked items (and per ``by`` columns)."""
-    clicks = events.where(F.col("event") == "click")
+def transform_user_cross_daily(events: DataFrame, items: DataFrame, by: Sequence[str] = ()) -> DataFrame:
+    """Clicks per user in each category and city of the clicked items, from the item snapshot (and per ``by``)."""
+    clicks = events.where(F.col("event") == "click").select("user_id", "item_id", *by)
+    clicks = clicks.join(items.select("item_id", "category_id", "city_id"), on="item_id", how="inner")
     counts = clicks.groupBy("user_id", "category_id", "city_id", *by).agg(F.count(F.lit(1)).alias("clicks"))
     return counts.select(*contracts.USER_CROSS_DAILY.columns, *by)
 
 
 def run(spark: SparkSession, cfg: Config, ds: str) -> str:
-    """Read ``staged/events/ds``; overwrite ``features/{user_daily,item_daily,user_cross_daily}/ds``."""
+    """Read ``staged/events/ds`` (and the item snapshot); overwrite ``features/{user,item,user_cross}_daily/ds``."""
     events = read_partition(spark, cfg.lake_root, contracts.STAGED_EVENTS, ds).cache()
     write_partition(transform_user_daily(events), cfg.lake_root, contracts.USER_DAILY, ds)
     write_partition(transform_item_daily(events), cfg.lake_root, contracts.ITEM_DAILY, ds)
-    out = write_partition(transform_user_cross_daily(events), cfg.lake_root, contracts.USER_CROSS_DAILY, ds)
+    items = read_snapshot(spark, cfg.lake_root, contracts.RAW_ITEMS, ds, cfg.etl.max_snapshot_age_days)
+    out = write_partition(transform_user_cross_daily(events, items), cfg.lake_root, contracts.USER_CROSS_DAILY, ds)
     events.unpersist()
     return out
 

@@ -162,7 +162,9 @@ def run(spark: SparkSession, cfg: Config, ds: str) -> str:
     e = cfg.etl
     sessions = read_days(spark, cfg.lake_root, contracts.SESSIONS, lake.window(ds, e.lookback_days, include_ds=True))
     train = sessions.where(F.col("ds") != ds)
-    items = read_snapshot(spark, cfg.lake_root, contracts.RAW_ITEMS, ds).select("item_id", "city_id", "category_id")
+    items = read_snapshot(spark, cfg.lake_root, contracts.RAW_ITEMS, ds, cfg.etl.max_snapshot_age_days).select(
+        "item_id", "city_id", "category_id"
+    )
     item_clicks = transform_item_popularity(train).cache()
     clicks = {r.item_id: r.clicks for r in item_clicks.collect()}
     all_items = [r.item_id for r in items.select("item_id").collect()]

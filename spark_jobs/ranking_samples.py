@@ -115,8 +115,8 @@ def transform_ranking_samples(
 
 def run(spark: SparkSession, cfg: Config, ds: str) -> str:
     """Build ``training/ranking_samples/ds`` from staged events of [D-k, D] and 30 days of daily aggregates."""
-    root = cfg.lake_root
-    events = read_days(spark, root, contracts.STAGED_EVENTS, lake.window(ds, cfg.etl.lookback_days, include_ds=True))
+    root, e = cfg.lake_root, cfg.etl
+    events = read_days(spark, root, contracts.STAGED_EVENTS, lake.window(ds, e.lookback_days, include_ds=True))
     feature_days = lake.window(ds, cfg.etl.lookback_days + max(WINDOWS), include_ds=False)
     dailies = {}
     for contract in (contracts.USER_DAILY, contracts.ITEM_DAILY, contracts.USER_CROSS_DAILY):
@@ -125,8 +125,8 @@ def run(spark: SparkSession, cfg: Config, ds: str) -> str:
         dailies[contract.name], _missing = read_available_days(spark, root, contract, feature_days)
     out = transform_ranking_samples(
         events,
-        read_snapshot(spark, root, contracts.RAW_USERS, ds),
-        read_snapshot(spark, root, contracts.RAW_ITEMS, ds),
+        read_snapshot(spark, root, contracts.RAW_USERS, ds, e.max_snapshot_age_days),
+        read_snapshot(spark, root, contracts.RAW_ITEMS, ds, e.max_snapshot_age_days),
         dailies[contracts.USER_DAILY.name],
         dailies[contracts.ITEM_DAILY.name],
         dailies[contracts.USER_CROSS_DAILY.name],

@@ -1,7 +1,8 @@
 """Retrieval training set for day D (two-tower, YouTube DNN): positive actions of [D-k, D] with left-wise history.
 
 For each positive action (click, collect, apply, call, IM) at time t: the user's clicked items strictly
-before t (from the sessions of [D-k-h, D], newest last, capped in length), the action's weight from the
+before t and before the start of the action's request (from the sessions of [D-k-h, D], newest last,
+capped in length), the action's weight from the
 configured cost matrix, the user's profile, the request context (hour, weekday, city), the item's city and
 category, and hard negatives drawn uniformly from the item's city among items of other categories, with
 their sampling probability for logQ correction. Actions of D form the eval split, those before it train.
@@ -68,8 +69,13 @@ def transform_retrieval_samples(
         raise ValueError(f"weights name actions that are not positive actions: {unknown}; expected {contracts.POSITIVE_ACTIONS}")
     weight_of = F.create_map(*[F.lit(x) for kv in weights.items() for x in kv])
     positives = events.where(F.col("event").isin(list(weights))).withColumn("weight", weight_of[F.col("event")].cast("float"))
-    with_clicks = positives.join(transform_user_clicks(sessions), on="user_id", how="left")
-    before = F.filter(F.coalesce("clicks", F.array()), lambda c: c["ts"] < F.col("ts"))
+    # History ends where the action's request began: a follow-up (apply after click) must not see the
+    # click on its own item, which the recommender could not have known when it served the request.
+    request_start = events.groupBy("request_id").agg(F.min("ts").alias("_request_ts"))
+    positives = positives.join(request_start, on="request_id", how="left")
+    cutoff = F.least(F.col("ts"), F.coalesce(F.col("_request_ts"), F.col("ts")))
+    with_clicks = positives.withColumn("_cutoff", cutoff).join(transform_user_clicks(sessions), on="user_id", how="left")
+    before = F.filter(F.coalesce("clicks", F.array()), lambda c: c["ts"] < F.col("_cutoff"))
     items_before = F.transform(before, lambda c: c["item"])
     history = F.slice(items_before, F.greatest(F.size(items_before) - max_history + 1, F.lit(1)), max_history)
     samples = with_clicks.withColumn("history", history.cast("array<bigint>"))
@@ -122,7 +128,8 @@ def transform_recall_eval(
     ``transform_user_clicks``), the day's clicked items, the profile, and the context (hour, weekday,
     city) of the day's first click, which is what a recall request would carry.
     """
-    clicks = eval_events.where(F.col("event") == "click")
+    # Targets and history split at the same instant: staging keeps late events of the day before in D.
+    clicks = eval_events.where((F.col("event") == "click") & (F.col("ts") >= eval_start_ms))
     first = clicks.groupBy("user_id").agg(F.min(F.struct("ts", "event_id", "hour", "city_id")).alias("f"))
     targets = clicks.groupBy("user_id").agg(F.sort_array(F.collect_set("item_id")).alias("targets"))
     before = F.transform(F.filter("clicks", lambda c: c["ts"] < eval_start_ms), lambda c: c["item"])
@@ -156,7 +163,7 @@ def run(spark: SparkSession, cfg: Config, ds: str) -> str:
     older_days = lake.window(lake.shift_ds(ds, -e.lookback_days), e.history_days, include_ds=False)
     older, _missing = read_available_days(spark, root, contracts.SESSIONS, older_days)
     sessions = union_all([older, recent])
-    users = read_snapshot(spark, root, contracts.RAW_USERS, ds).cache()
+    users = read_snapshot(spark, root, contracts.RAW_USERS, ds, e.max_snapshot_age_days).cache()
     day_start, _ = lake.day_bounds_ms(ds)
     recall_eval = transform_recall_eval(
         events.where(F.col("ds") == ds), transform_user_clicks(sessions), users, day_start, e.history_max_len
@@ -166,7 +173,7 @@ def run(spark: SparkSession, cfg: Config, ds: str) -> str:
         events,
         sessions,
         users,
-        read_snapshot(spark, root, contracts.RAW_ITEMS, ds),
+        read_snapshot(spark, root, contracts.RAW_ITEMS, ds, e.max_snapshot_age_days),
         ds,
         weights=dataclasses.asdict(e.action_weights),
         max_history=e.history_max_len,

@@ -29,6 +29,10 @@ from training.artifacts import load_item_vectors
 log = logging.getLogger(__name__)
 
 
+class IncompatibleChampion(ValueError):
+    """The champion cannot score today's eval set (its input schema differs); the gate uses floors only."""
+
+
 def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, dict[str, float] | None]:
     """(champion version, its metrics on day ``ds``'s eval set), or (None, None) without a champion."""
     registered = tracking.model_name(cfg, model_key)
@@ -44,14 +48,25 @@ def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, 
         eval_set = recall.load_eval_set(cfg, ds)
         queries = mlflow.keras.load_model(uri).user_vectors(eval_set.features)
         return int(version.version), recall.evaluate_queries(cfg, queries, load_item_vectors(version.run_id), eval_set)
-    return int(version.version), ranking.evaluate_model(mlflow.keras.load_model(uri), ranking.load_split(cfg, ds, "eval"))
+    model = mlflow.keras.load_model(uri)
+    split = ranking.load_split(cfg, ds, "eval")
+    missing = sorted({f["name"] for f in model.features} - set(split.features))
+    if missing:
+        raise IncompatibleChampion(f"it reads features today's ranking samples no longer have: {missing}")
+    return int(version.version), ranking.evaluate_model(model, split)
 
 
 def evaluate(model_key: str, cfg: Config, ds: str, run_id: str) -> dict:
     """Evaluate the champion on ``ds`` and log the result into the challenger run ``run_id``."""
     tracking.setup(cfg)
     client = mlflow.MlflowClient()
-    version, metrics = champion_metrics(model_key, cfg, ds)
+    try:
+        version, metrics = champion_metrics(model_key, cfg, ds)
+    except IncompatibleChampion as exc:
+        registered = tracking.model_name(cfg, model_key)
+        version, metrics = int(tracking.alias_version(cfg, registered, tracking.CHAMPION).version), None
+        client.set_tag(run_id, "champion_incompatible", str(exc)[:5000])
+        log.warning("champion v%s of %s is incompatible: %s", version, model_key, exc)
     client.set_tag(run_id, "champion_version", "none" if version is None else str(version))
     for name, value in (metrics or {}).items():
         client.log_metric(run_id, f"champion_{name}", value)

@@ -63,8 +63,13 @@ def retrieval_metrics(
     return out
 
 
-def mean_target_rank(user_vectors: np.ndarray, item_vectors: np.ndarray, targets: Sequence[Sequence[int]]) -> float:
-    """Mean 1-based position of each target item in its user's full ranking of all items (ties count against it)."""
+def mean_target_rank(
+    user_vectors: np.ndarray, item_vectors: np.ndarray, targets: Sequence[Sequence[int]], n_items: int | None = None
+) -> float:
+    """Mean 1-based position of each target item in its user's full ranking of all items (ties count against it).
+
+    A target without a vector (newer than the model) ranks last: at ``n_items`` (default: the table size).
+    """
     ranks = []
     for row, truth in enumerate(targets):
         scores = item_vectors @ user_vectors[row]
@@ -72,7 +77,7 @@ def mean_target_rank(user_vectors: np.ndarray, item_vectors: np.ndarray, targets
             if 0 <= int(t) < len(scores):
                 ranks.append(int((scores >= scores[int(t)]).sum()))
             else:
-                ranks.append(len(scores))  # an item without a vector ranks last
+                ranks.append(n_items or len(scores))
     return float(np.mean(ranks)) if ranks else float("nan")
 
 

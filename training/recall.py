@@ -79,8 +79,9 @@ def evaluate_queries(cfg: Config, queries: np.ndarray, item_vectors: np.ndarray,
     ks = _ks(cfg)
     exclude = eval_set.histories if cfg.recall_eval.exclude_seen else None
     recs = metrics.top_k(queries, item_vectors, max(ks), exclude=exclude)
-    out = metrics.retrieval_metrics(list(recs), eval_set.targets, ks, len(item_vectors))
-    out["mean_target_rank"] = metrics.mean_target_rank(queries, item_vectors, eval_set.targets)
+    # Denominators from the eval day's catalogue, so a champion with an older, shorter table compares fairly.
+    out = metrics.retrieval_metrics(list(recs), eval_set.targets, ks, eval_set.n_items)
+    out["mean_target_rank"] = metrics.mean_target_rank(queries, item_vectors, eval_set.targets, eval_set.n_items)
     k = cfg.recall_eval.slice_k
     out.update(metrics.sliced_recall(list(recs), eval_set.targets, k, eval_set.features["user_city"], eval_set.item_category))
     return out

@@ -86,6 +86,10 @@ def fit_two_tower(cfg: Config, ds: str, pretrained: np.ndarray | None = None) ->
     sizes = data.vocab_sizes(cfg.lake_root, ds)
     city, category, prob = item_tables(cfg, ds)
     x = load_samples(cfg, ds, "train", prob)
+    # In-batch negatives are the batch's positives: their sampling probability is each item's share of
+    # the train positives, not the popularity^0.75 table the YouTube DNN draws from.
+    counts = np.bincount(np.clip(x["item_id"], 0, None), minlength=sizes["n_items"])
+    x["item_prob"] = (counts[np.clip(x["item_id"], 0, None)] / len(x["item_id"])).astype(np.float32)
     n_items = sizes["n_items"]
     model = TwoTower(
         n_items,

@@ -34,13 +34,19 @@ class GateResult:
 
 
 def evaluate_gate(
-    candidate: Mapping[str, float], champion: Mapping[str, float] | None, thresholds: Sequence[Threshold]
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    thresholds: Sequence[Threshold],
+    no_champion: str = "first run: no champion to compare with",
 ) -> GateResult:
-    """Check the candidate against every threshold; a missing candidate metric fails its check."""
+    """Check the candidate against every threshold; a missing candidate metric fails its check.
+
+    Without champion metrics only the floors apply, and ``no_champion`` says why in the verdict.
+    """
     passed = True
     reasons: list[str] = []
     if champion is None:
-        reasons.append("first run: no champion to compare with, only absolute floors apply")
+        reasons.append(f"{no_champion}, only absolute floors apply")
     for t in thresholds:
         value = candidate.get(t.metric)
         if value is None:

@@ -39,6 +39,7 @@ def test_nightly_retrain_shape(dagbag):
         assert tasks[f"promote_{model}"].upstream_task_ids == {f"gate_{model}"}
     assert tasks["build_index_item2vec"].pool == "gpu"
     assert tasks["train_item2vec"].upstream_task_ids == {"validate_features"}
+    assert tasks["train_two_tower"].upstream_task_ids == {"validate_features", "promote_item2vec"}
     assert tasks["validate_features"].upstream_task_ids == {"item2vec_samples", "ranking_samples", "retrieval_samples"}
     assert tasks["ranking_samples"].upstream_task_ids == {"daily_aggregates"}
     assert tasks["retrieval_samples"].upstream_task_ids == {"sessions"}

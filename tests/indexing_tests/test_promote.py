@@ -97,3 +97,16 @@ def test_gate_before_evaluate_is_refused(cfg):
         mlflow.log_metric("auc", 0.7)
     with pytest.raises(RuntimeError, match="run the evaluate step before the gate"):
         decide("wide_deep", cfg, run.info.run_id)
+
+
+def test_an_incompatible_champion_is_said_and_only_floors_apply(cfg):
+    first = decide("wide_deep", cfg, _release(cfg, "wide_deep", "2026-11-04", {"auc": 0.70}, "none"))
+    promote("wide_deep", cfg, first)
+    run = _release(cfg, "wide_deep", "2026-11-05", {"auc": 0.60}, "1")
+    mlflow.MlflowClient().set_tag(run, "champion_incompatible", "it reads features ... no longer have: ['user_clicks_prior']")
+    verdict = decide("wide_deep", cfg, run)
+    assert verdict["passed"] and not verdict["first_run"]
+    assert verdict["reasons"][0] == (
+        "champion v1 cannot be compared: it reads features ... no longer have: ['user_clicks_prior'], only absolute floors apply"
+    )
+    assert promote("wide_deep", cfg, verdict)["promoted"]

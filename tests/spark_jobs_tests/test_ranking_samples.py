@@ -44,7 +44,7 @@ def _samples(spark, events, users, items, lookback_days=1):
         items,
         daily_aggregates.transform_user_daily(events, by=["ds"]),
         daily_aggregates.transform_item_daily(events, by=["ds"]),
-        daily_aggregates.transform_user_cross_daily(events, by=["ds"]),
+        daily_aggregates.transform_user_cross_daily(events, items, by=["ds"]),
         EVAL_DS,
         smooth_clicks=1.0,
         smooth_exposures=20.0,

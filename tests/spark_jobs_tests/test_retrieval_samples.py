@@ -10,8 +10,8 @@ T_PREV, _ = lake.day_bounds_ms(lake.shift_ds(EVAL_DS, -1))
 
 def _events(spark, rows):
     base = {"user_id": 1, "event": "click", "city_id": 0, "category_id": 0, "page": "list", "position": 0}
-    base |= {"device": "ios", "request_id": "r", "hour": 0}
-    full = [{**base, "event_id": f"e{i}", **r} for i, r in enumerate(rows)]
+    base |= {"device": "ios", "hour": 0}
+    full = [{**base, "event_id": f"e{i}", "request_id": f"r{i}", **r} for i, r in enumerate(rows)]
     return spark.createDataFrame(full, contracts.STAGED_EVENTS.spark_ddl() + ", ds string")
 
 
@@ -39,8 +39,9 @@ def test_history_is_strictly_before_each_action_and_capped(spark):
         spark,
         [
             {"ds": lake.shift_ds(EVAL_DS, -1), "ts": T_PREV + 20, "item_id": 2},  # train click: sees item 1 only
-            {"ds": EVAL_DS, "ts": T0 + 100, "item_id": 3},  # eval click at the same ms as its own click
-            {"ds": EVAL_DS, "ts": T0 + 150, "item_id": 3, "event": "apply", "city_id": 7},  # between clicks 3 and 4
+            {"ds": EVAL_DS, "ts": T0 + 100, "item_id": 3, "request_id": "q"},  # eval click at the same ms as its own click
+            # A follow-up of that click, in the same request: its history ends where the request began.
+            {"ds": EVAL_DS, "ts": T0 + 150, "item_id": 3, "event": "apply", "city_id": 7, "request_id": "q"},
             {"ds": EVAL_DS, "ts": T0 + 300, "item_id": 4, "event": "expose"},  # not a positive action
             {"ds": EVAL_DS, "ts": T0 + 86_399_000, "item_id": 5, "event": "im", "hour": 23},
         ],
@@ -51,7 +52,7 @@ def test_history_is_strictly_before_each_action_and_capped(spark):
     assert set(rows) == {"e0", "e1", "e2", "e4"}
     assert (rows["e0"].split, rows["e0"].history, rows["e0"].weight) == ("train", [1], 1.0)
     assert (rows["e1"].split, rows["e1"].history) == ("eval", [1, 2])  # its own click (same ts) is not history
-    assert (rows["e2"].history, rows["e2"].weight, rows["e2"].event, rows["e2"].city_id) == ([2, 3], 4.0, "apply", 7)
+    assert (rows["e2"].history, rows["e2"].weight, rows["e2"].event, rows["e2"].city_id) == ([1, 2], 4.0, "apply", 7)
     assert (rows["e4"].history, rows["e4"].weight, rows["e4"].hour) == ([3, 4], 3.0, 23)  # capped to the last two
     # Profile and context: user 1 is a B user (0) on pc (2) in city 5; 2026-11-10 is a Tuesday (1), the 9th a Monday.
     assert {(r.user_city, r.user_type, r.device) for r in rows.values()} == {(5, 0, 2)}
@@ -111,6 +112,7 @@ def test_recall_eval_users_history_before_the_day_and_first_click_context(spark)
             {"ds": EVAL_DS, "ts": T0 + 3_600_000 * 6, "item_id": 7, "hour": 6},
             {"ds": EVAL_DS, "ts": T0 + 1, "item_id": 9, "event": "collect", "hour": 0, "city_id": 9},  # not a click
             {"ds": EVAL_DS, "ts": T0 + 7, "item_id": 9, "user_id": 3},  # user 3: a click but no history
+            {"ds": EVAL_DS, "ts": T0 - 60_000, "item_id": 3},  # late event of the day before: history, not a target
         ],
     )
     profiles = [(1, 5, "B", "pc", 0), (2, 1, "C", "ios", 0), (3, 1, "C", "ios", 0)]
