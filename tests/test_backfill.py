@@ -90,7 +90,7 @@ class Standalone:
         runs = self.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100")["dag_runs"]
         return {r["logical_date"][:10]: r["state"] for r in runs}
 
-    def wait_backfill(self, backfill_id: int, timeout: float = 900) -> None:
+    def wait_backfill(self, backfill_id: int, timeout: float = 2400) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.request("GET", f"/api/v2/backfills/{backfill_id}").get("completed_at"):
