@@ -42,7 +42,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pyspark
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from recpipe import contracts
 from spark_jobs.item2vec_samples import (
@@ -50,6 +49,7 @@ from spark_jobs.item2vec_samples import (
     popularity_table,
     transform_item_popularity,
     transform_negatives,
+    transform_pairs,
     transform_positive_pairs,
     transform_sampling_probs,
 )
@@ -253,14 +253,7 @@ def run_spark(data: Path, work: Path) -> dict:
     negatives = transform_negatives(
         positives, items, pop, n_city=N_CITY, n_global=N_GLOBAL, n_hard=N_HARD, seed=SEED, table_size=NEG_TABLE_SIZE
     )
-    pairs = positives.join(probs.withColumnRenamed("item_id", "context"), on="context", how="left").select(
-        "target",
-        "context",
-        F.lit(1.0).cast("float").alias("label"),
-        F.lit("positive").alias("kind"),
-        F.col("neg_prob").cast("float").alias("prob"),
-    )
-    pairs.unionByName(negatives).write.mode("overwrite").parquet(str(work / "pairs"))
+    transform_pairs(positives, negatives, probs).write.mode("overwrite").parquet(str(work / "pairs"))
     t2 = time.perf_counter()
 
     kinds = spark.read.parquet(str(work / "pairs")).groupBy("kind").count().collect()

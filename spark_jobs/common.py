@@ -101,6 +101,18 @@ def read_available_days(spark: SparkSession, root: str, contract: Contract, days
     return union_all(frames), missing
 
 
+def join_items(df: DataFrame, items: DataFrame, *extra: str) -> DataFrame:
+    """Each row's item city and category (``item_city``, ``item_category``) and ``extra`` columns from the snapshot."""
+    cols = items.select("item_id", F.col("city_id").alias("item_city"), F.col("category_id").alias("item_category"), *extra)
+    return df.join(cols, on="item_id", how="inner")
+
+
+def join_users(df: DataFrame, users: DataFrame) -> DataFrame:
+    """Each row's user profile (``user_city``, ``user_type``, ``user_device``) from the snapshot."""
+    cols = users.select("user_id", F.col("city_id").alias("user_city"), "user_type", F.col("device").alias("user_device"))
+    return df.join(cols, on="user_id", how="inner")
+
+
 def index_of(col: str, values: Sequence[str]) -> Column:
     """0-based position of the column's value in ``values`` (-1 when absent: the models' OOV bucket)."""
     return (F.array_position(F.array(*[F.lit(v) for v in values]), F.col(col)) - 1).cast("int")

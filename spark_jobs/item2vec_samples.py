@@ -147,6 +147,18 @@ def transform_negatives(
     )
 
 
+def transform_pairs(positives: DataFrame, negatives: DataFrame, probs: DataFrame) -> DataFrame:
+    """The training pairs: positives (with the global sampler's probability of their context) and negatives."""
+    labelled = positives.join(probs.withColumnRenamed("item_id", "context"), on="context", how="left").select(
+        "target",
+        "context",
+        F.lit(1.0).cast("float").alias("label"),
+        F.lit("positive").alias("kind"),
+        F.col("neg_prob").cast("float").alias("prob"),
+    )
+    return labelled.unionByName(negatives).select(*contracts.ITEM2VEC_PAIRS.columns)
+
+
 def transform_cbow(sessions: DataFrame, window: int) -> DataFrame:
     """CBOW examples: each clicked item of a session with the other clicks at most ``window`` positions away."""
     exploded = sessions.select("session_id", "click_items", F.posexplode("click_items").alias("pos", "target"))
@@ -183,14 +195,7 @@ def run(spark: SparkSession, cfg: Config, ds: str) -> str:
         seed=e.seed,
         table_size=NEG_TABLE_SIZE,
     )
-    pairs = positives.join(probs.withColumnRenamed("item_id", "context"), on="context", how="left").select(
-        "target",
-        "context",
-        F.lit(1.0).cast("float").alias("label"),
-        F.lit("positive").alias("kind"),
-        F.col("neg_prob").cast("float").alias("prob"),
-    )
-    write_partition(pairs.unionByName(negatives), cfg.lake_root, contracts.ITEM2VEC_PAIRS, ds)
+    write_partition(transform_pairs(positives, negatives, probs), cfg.lake_root, contracts.ITEM2VEC_PAIRS, ds)
     return write_partition(transform_cbow(train, e.cbow_window), cfg.lake_root, contracts.ITEM2VEC_CBOW, ds)
 
 

@@ -17,7 +17,16 @@ from pyspark.sql import functions as F
 
 from recpipe import contracts, lake
 from recpipe.config import Config
-from spark_jobs.common import index_of, job_main, read_available_days, read_days, read_snapshot, write_partition
+from spark_jobs.common import (
+    index_of,
+    job_main,
+    join_items,
+    join_users,
+    read_available_days,
+    read_days,
+    read_snapshot,
+    write_partition,
+)
 
 log = logging.getLogger(__name__)
 WINDOWS = contracts.FEATURE_WINDOWS
@@ -63,15 +72,7 @@ def transform_ranking_samples(
     clicked = events.where(F.col("event") == "click").select("request_id", "item_id").distinct().withColumn("label", F.lit(1.0))
     exposures = events.where(F.col("event") == "expose").join(clicked, on=["request_id", "item_id"], how="left")
     exposures = exposures.withColumn("label", F.coalesce("label", F.lit(0.0)).cast("float"))
-    examples = exposures.join(
-        items.select("item_id", F.col("city_id").alias("item_city"), F.col("category_id").alias("item_category"), "price"),
-        on="item_id",
-        how="inner",
-    ).join(
-        users.select("user_id", F.col("city_id").alias("user_city"), "user_type", F.col("device").alias("user_device")),
-        on="user_id",
-        how="inner",
-    )
+    examples = join_users(join_items(exposures, items, "price"), users)
     user_counts = transform_windowed(examples, user_daily, ["user_id"], {f"n_{e}": f"user_{e}" for e in contracts.EVENT_TYPES})
     item_counts = transform_windowed(examples, item_daily, ["item_id"], {"n_click": "_ic", "n_expose": "_ie"})
     item_ctr = item_counts.select(

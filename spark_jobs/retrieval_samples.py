@@ -20,10 +20,25 @@ from pyspark.sql import functions as F
 
 from recpipe import contracts, lake
 from recpipe.config import Config
-from spark_jobs.common import index_of, job_main, read_available_days, read_days, read_snapshot, union_all, write_partition
+from spark_jobs.common import (
+    index_of,
+    job_main,
+    join_items,
+    join_users,
+    read_available_days,
+    read_days,
+    read_snapshot,
+    union_all,
+    write_partition,
+)
 from spark_jobs.item2vec_samples import transform_item_samplers
 
 DAY_MS = 86_400_000
+
+
+def _last(items: F.Column, n: int) -> F.Column:
+    """The last ``n`` elements of an array column (all of them when it is shorter)."""
+    return F.slice(items, F.greatest(F.size(items) - n + 1, F.lit(1)), n)
 
 
 def transform_user_clicks(sessions: DataFrame) -> DataFrame:
@@ -77,17 +92,8 @@ def transform_retrieval_samples(
     with_clicks = positives.withColumn("_cutoff", cutoff).join(transform_user_clicks(sessions), on="user_id", how="left")
     before = F.filter(F.coalesce("clicks", F.array()), lambda c: c["ts"] < F.col("_cutoff"))
     items_before = F.transform(before, lambda c: c["item"])
-    history = F.slice(items_before, F.greatest(F.size(items_before) - max_history + 1, F.lit(1)), max_history)
-    samples = with_clicks.withColumn("history", history.cast("array<bigint>"))
-    samples = samples.join(
-        items.select("item_id", F.col("city_id").alias("item_city"), F.col("category_id").alias("item_category")),
-        on="item_id",
-        how="inner",
-    ).join(
-        users.select("user_id", F.col("city_id").alias("user_city"), "user_type", F.col("device").alias("user_device")),
-        on="user_id",
-        how="inner",
-    )
+    history = _last(items_before, max_history)
+    samples = join_users(join_items(with_clicks.withColumn("history", history.cast("array<bigint>")), items), users)
     if n_hard > 0:
         samples = samples.join(transform_hard_negatives(positives, items, n=n_hard, seed=seed), on="event_id", how="left")
     else:
@@ -133,20 +139,16 @@ def transform_recall_eval(
     first = clicks.groupBy("user_id").agg(F.min(F.struct("ts", "event_id", "hour", "city_id")).alias("f"))
     targets = clicks.groupBy("user_id").agg(F.sort_array(F.collect_set("item_id")).alias("targets"))
     before = F.transform(F.filter("clicks", lambda c: c["ts"] < eval_start_ms), lambda c: c["item"])
-    hist = user_clicks.select("user_id", before.alias("h"))
-    hist = hist.select("user_id", F.slice("h", F.greatest(F.size("h") - max_history + 1, F.lit(1)), max_history).alias("history"))
-    out = (
-        targets.join(hist.where(F.size("history") > 0), on="user_id", how="inner")
-        .join(first, on="user_id", how="inner")
-        .join(users.select("user_id", F.col("city_id").alias("user_city"), "user_type", "device"), on="user_id", how="inner")
-    )
+    hist = user_clicks.select("user_id", _last(before, max_history).alias("history"))
+    out = targets.join(hist.where(F.size("history") > 0), on="user_id", how="inner").join(first, on="user_id", how="inner")
+    out = join_users(out, users)
     return out.select(
         "user_id",
         F.col("history").cast("array<bigint>").alias("history"),
         "targets",
         F.col("user_city").cast("int").alias("user_city"),
         index_of("user_type", contracts.USER_TYPES).alias("user_type"),
-        index_of("device", contracts.DEVICES).alias("device"),
+        index_of("user_device", contracts.DEVICES).alias("device"),
         F.col("f.hour").cast("int").alias("hour"),
         F.expr(f"CAST(((f.ts DIV {DAY_MS}) + 3) % 7 AS INT)").alias("weekday"),
         F.col("f.city_id").cast("int").alias("city_id"),
