@@ -77,16 +77,41 @@ class EtlConfig:
     seed: int = 7
 
 
+ITEM2VEC_MODES = ("skipgram", "cbow")
+USER_VECTORS = ("mean", "recency")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Item2VecConfig:
-    """Item2Vec skip-gram settings."""
+    """Item2Vec settings: training mode, user vectors and business-line recall."""
 
+    # "skipgram": (target, context) pairs with the Spark-made negatives; "cbow": the mean of a click's
+    # context items predicts it, against ``cbow_negatives`` items drawn by popularity^0.75 per batch.
+    mode: str = "skipgram"
+    cbow_negatives: int = 16
     embedding_dim: int = 32
     epochs: int = 2
     batch_size: int = 1024
     learning_rate: float = 0.01
     top_k: int = 50
+    # A user's vector: the "mean" of their history's item vectors, or a "recency"-weighted mean in which
+    # a click ``age`` clicks before the newest one weighs 0.5 ** (age / recency_half_life).
+    user_vector: str = "mean"
+    recency_half_life: float = 10.0
+    # One vector per business line (item category) of the user's history, each searching its own line's
+    # items; the lists are merged with a quota per line proportional to its share of the history.
+    multi_line: bool = False
     seed: int = 11
+
+    def __post_init__(self) -> None:
+        if self.mode not in ITEM2VEC_MODES:
+            raise ValueError(f"mode must be one of {', '.join(ITEM2VEC_MODES)}; received {self.mode!r}")
+        if self.user_vector not in USER_VECTORS:
+            raise ValueError(f"user_vector must be one of {', '.join(USER_VECTORS)}; received {self.user_vector!r}")
+        if not self.recency_half_life > 0:
+            raise ValueError(f"recency_half_life must be positive (in clicks), received {self.recency_half_life}")
+        if self.cbow_negatives <= 0:
+            raise ValueError(f"cbow_negatives must be positive, received {self.cbow_negatives}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -178,6 +203,26 @@ class ValidationConfig:
     min_feature_rows: int = 100
 
 
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ComputeConfig:
+    """Accelerator switches of every training task; "auto" turns each on only where it helps."""
+
+    # "auto": mixed_float16 when a GPU is visible, float32 otherwise (CPUs gain nothing from float16).
+    # Or a Keras dtype policy name: "float32", "mixed_float16", "mixed_bfloat16".
+    precision: str = "auto"
+    # "auto": tf.distribute.MirroredStrategy over the visible GPUs when there are two or more; "off": never.
+    distribute: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; received {self.precision!r}")
+        if self.distribute not in ("auto", "off"):
+            raise ValueError(f"distribute must be auto or off; received {self.distribute!r}")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole resolved configuration of one environment."""
@@ -196,6 +241,7 @@ class Config:
     index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
     gates: GateConfig = dataclasses.field(default_factory=GateConfig)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
+    compute: ComputeConfig = dataclasses.field(default_factory=ComputeConfig)
 
     def flat(self) -> dict[str, Any]:
         """Flattened ``section.key -> value`` view with credentials in URIs masked (logged as run params)."""

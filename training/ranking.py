@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from recpipe import contracts, lake
 from recpipe.config import Config
 from training import data, metrics
+from training.compute import EpochTimer
 from training.models.wide_deep import WideDeep
 
 
@@ -81,5 +82,8 @@ def fit_wide_deep(cfg: Config, ds: str) -> tuple[WideDeep, dict[str, list[float]
     train = load_split(cfg, ds, "train")
     model = build_wide_deep(cfg, feature_specs(cfg, ds))
     model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss=keras.losses.BinaryCrossentropy())
-    history = model.fit(train.features, train.labels, batch_size=c.batch_size, epochs=c.epochs, shuffle=True, verbose=2)
+    timer = EpochTimer(len(train.labels))
+    history = model.fit(
+        train.features, train.labels, batch_size=c.batch_size, epochs=c.epochs, shuffle=True, verbose=2, callbacks=[timer]
+    )
     return model, history.history

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from recpipe import contracts
 from recpipe.config import Config
 from training import data
+from training.compute import EpochTimer
 from training.models.two_tower import TwoTower
 from training.models.youtube_dnn import YouTubeDNN
 from training.recall import USER_FEATURES, pad_lists
@@ -55,7 +56,8 @@ def _fit(model: keras.Model, x: dict[str, np.ndarray], epochs: int, batch_size: 
     order = np.random.default_rng(seed).permutation(len(x["item_id"]))
     shuffled = {k: v[order] for k, v in x.items()}
     model.compile(optimizer=keras.optimizers.Adam(lr))
-    return model.fit(shuffled, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2).history
+    timer = EpochTimer(len(order))
+    return model.fit(shuffled, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2, callbacks=[timer]).history
 
 
 def fit_youtube_dnn(cfg: Config, ds: str) -> tuple[YouTubeDNN, dict[str, list[float]]]:

@@ -6,6 +6,7 @@ Run as ``python -m training.train --model item2vec --ds 2026-11-04``. The last l
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from mlflow.models import infer_signature
 from recpipe import lake, tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
-from training import ranking, recall, towers
+from training import compute, export, ranking, recall, towers
 from training.artifacts import load_item_vectors, log_item_vectors, log_query_vectors
 
 log = logging.getLogger(__name__)
@@ -48,17 +49,22 @@ def _register(cfg: Config, model_key: str, model: keras.Model, sample: dict[str,
         signature=infer_signature(sample, preds),
     )
     version = int(info.registered_model_version)
+    options = {}
+    if model_key == "item2vec":
+        options = {"user_vector": cfg.item2vec.user_vector, "recency_half_life": cfg.item2vec.recency_half_life}
+    export.log_serving(model_key, model, **options)
     client = mlflow.MlflowClient()
     for key, value in {"ds": ds, "run_id": run_id, "model": model_key}.items():
         client.set_model_version_tag(registered, str(version), key, value)
     return version
 
 
-def _train_recall(cfg: Config, key: str, ds: str, run_id: str, fit, vectors) -> tuple[int, dict[str, float]]:
+def _train_recall(cfg: Config, key: str, ds: str, run_id: str, fit, vectors, more_metrics=None) -> tuple[int, dict[str, float]]:
     """Fit a recall model, evaluate its (query, item) vectors, register it, log both vector tables.
 
     ``vectors(model, eval_set)`` returns the eval users' query vectors, the item vectors and a small
-    input sample for the model's MLflow signature.
+    input sample for the model's MLflow signature; ``more_metrics(metrics, items, eval_set)``, when
+    given, returns the final metrics from the vector-search ones.
     """
     start = time.perf_counter()
     model, history = fit()
@@ -72,16 +78,21 @@ def _train_recall(cfg: Config, key: str, ds: str, run_id: str, fit, vectors) -> 
         "eval_users": float(len(eval_set.user_ids)),
         "train_seconds": seconds,
     }
+    if more_metrics is not None:
+        metrics = more_metrics(metrics, items, eval_set)
     version = _register(cfg, key, model, sample, ds, run_id)
     log_item_vectors(items, version)
     log_query_vectors(eval_set.user_ids, queries)
     return version, metrics
 
 
-def _item2vec_vectors(model, eval_set):
+def _item2vec_vectors(cfg: Config, model, eval_set):
     items = model.item_vectors()
-    sample = {"target": np.arange(4, dtype=np.int64), "context": np.arange(1, 5, dtype=np.int64)}
-    return recall.user_vectors(items, eval_set.histories), items, sample
+    if cfg.item2vec.mode == "cbow":  # the CBOW model maps context lists (-1 pads) to their mean vector
+        sample = {"context": np.array([[1, 2, -1], [3, -1, -1], [0, 1, 2], [4, 5, 6]], dtype=np.int64)}
+    else:
+        sample = {"target": np.arange(4, dtype=np.int64), "context": np.arange(1, 5, dtype=np.int64)}
+    return recall.item2vec_queries(cfg, items, eval_set.histories), items, sample
 
 
 def _tower_vectors(model, eval_set):
@@ -90,7 +101,18 @@ def _tower_vectors(model, eval_set):
 
 
 def train_item2vec(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
-    return _train_recall(cfg, "item2vec", ds, run_id, lambda: recall.fit_item2vec(cfg, ds), _item2vec_vectors)
+    """Item2Vec in its configured mode. With ``item2vec.multi_line`` the list metrics are the merged business-line
+    lists' (the names the champion is compared on) and the single user vector's are kept as ``single_<name>``;
+    the logged query vectors stay the single ones (the FAISS index recall is measured with them)."""
+
+    def multi_line(metrics: dict[str, float], items: np.ndarray, eval_set) -> dict[str, float]:
+        if not cfg.item2vec.multi_line:
+            return metrics
+        merged = recall.multi_line_metrics(cfg, items, eval_set)
+        return {**metrics, **{f"single_{name}": metrics[name] for name in merged}, **merged}
+
+    vectors = functools.partial(_item2vec_vectors, cfg)
+    return _train_recall(cfg, "item2vec", ds, run_id, lambda: recall.fit_item2vec(cfg, ds), vectors, multi_line)
 
 
 def train_youtube_dnn(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
@@ -141,7 +163,9 @@ def train(model_key: str, cfg: Config, ds: str, *, airflow_run_id: str | None = 
     with mlflow.start_run(run_name=f"{model_key} ds={ds}", tags=tags) as run:
         mlflow.log_params(cfg.flat())
         mlflow.log_dict(json.loads(json.dumps(cfg.flat())), "config/resolved.json")
-        version, metrics = TRAINERS[model_key](cfg, ds, run.info.run_id)
+        with compute.scope(cfg.compute) as plan:
+            mlflow.log_params(plan.as_params())
+            version, metrics = TRAINERS[model_key](cfg, ds, run.info.run_id)
         mlflow.log_metrics(metrics)
         mlflow.set_tag("model_version", str(version))
         return {"model": model_key, "ds": ds, "run_id": run.info.run_id, "version": version, "metrics": metrics}

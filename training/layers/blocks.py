@@ -104,10 +104,11 @@ class AttentionPooling(keras.layers.Layer):
         valid = ops.cast(mask, "bool")
         # A softmax over the valid positions only: padded ones get exactly 0, and so does every position
         # of an all-padding row (a plain masked softmax would spread it uniformly over the padding).
-        scores = ops.where(valid, scores, -1e9)
-        weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True)) * ops.cast(valid, values.dtype)
+        # In float32 even under mixed precision: -1e9 and 1e-12 are -inf and 0 in float16 (NaN rows).
+        scores = ops.where(valid, ops.cast(scores, "float32"), -1e9)
+        weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True)) * ops.cast(valid, "float32")
         weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-12)
-        return _masked_sum(values, weights)
+        return _masked_sum(values, ops.cast(weights, values.dtype))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "use_bias": self.use_bias}

@@ -37,7 +37,8 @@ class TowerBody(keras.layers.Layer):
             x = layer(x0, x)
         if self.dot is not None:
             x = ops.concatenate([x, self.dot(fields)], axis=-1)
-        return ops.normalize(self.projection(self.mlp(x, training=training)), axis=-1)
+        # float32 out under mixed precision: the softmax over cosines and FAISS need the full mantissa.
+        return ops.normalize(ops.cast(self.projection(self.mlp(x, training=training)), "float32"), axis=-1)
 
     def get_config(self) -> dict:
         keys = ("tower", "hidden_units", "output_dim", "cross_layers", "dropout")
@@ -132,7 +133,7 @@ class TwoTower(keras.Model):
             self.pretrained = self.add_weight(
                 shape=(n_items, pretrained_dim), initializer="zeros", trainable=False, name="pretrained"
             )
-        self.correction = keras_rs.layers.SamplingProbabilityCorrection(name="logq")
+        self.correction = keras_rs.layers.SamplingProbabilityCorrection(name="logq", dtype="float32")
 
     def set_item_tables(self, item_city: np.ndarray, item_category: np.ndarray) -> None:
         """Each item's city and category, indexed by item id (-1 or out-of-range values embed as unknown)."""

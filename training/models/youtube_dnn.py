@@ -30,7 +30,23 @@ def weighted_mean(loss, x: dict, sample_weight=None, extra_losses=()):
     if weight is not None:
         loss = loss * ops.reshape(ops.cast(weight, loss.dtype), ops.shape(loss))
     total = ops.mean(loss)
-    return total + ops.sum(extra_losses) if extra_losses else total
+    total = total + ops.sum(extra_losses) if extra_losses else total
+    return replica_share(total)
+
+
+def replica_share(loss):
+    """``loss`` / the number of data-parallel replicas: each replica's mean, summed across replicas, is the global mean.
+
+    Keras's own losses do this inside ``compute_loss``; a model that overrides ``compute_loss`` must do it
+    itself, or MirroredStrategy sums the replicas' gradients into N times the step.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            return loss / replicas
+    return loss
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
@@ -96,7 +112,7 @@ class YouTubeDNN(keras.Model):
         self.neg_prob = self.add_weight(shape=(n_items,), initializer="ones", trainable=False, name="neg_prob")
         self.set_neg_prob(np.full(n_items, 1.0 / n_items) if neg_prob is None else neg_prob)
         self.sampler = keras.random.SeedGenerator(seed, name="negative_sampler")
-        self.correction = keras_rs.layers.SamplingProbabilityCorrection(name="logq")
+        self.correction = keras_rs.layers.SamplingProbabilityCorrection(name="logq", dtype="float32")
 
     def set_neg_prob(self, neg_prob: np.ndarray) -> None:
         """Replace the negative sampling distribution ([n_items], non-negative, normalised to sum 1)."""
@@ -113,6 +129,7 @@ class YouTubeDNN(keras.Model):
         pooled = self.pool(self.history_embedding(history), history >= 0)
         fields = [pooled] + [self.field_embeddings[f](inputs[f]) for f in USER_FIELDS]
         user = self.user_projection(self.mlp(ops.concatenate(fields, axis=-1), training=training))
+        user = ops.cast(user, "float32")  # the sampled softmax and FAISS need float32 under mixed precision
         return ops.concatenate([user, ops.ones_like(user[:, :1])], axis=-1)
 
     def _item_rows(self, ids):
