@@ -41,6 +41,7 @@ item2vec:
   embedding_dim: 16
   epochs: 2
   batch_size: 256
+  multi_line: true
 youtube_dnn:
   embedding_dim: 8
   hidden_units: [16]

@@ -15,15 +15,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import mlflow
 
-# Importing the model modules registers the classes Keras needs to load a champion.
-import training.models.item2vec
-import training.models.two_tower
-import training.models.wide_deep
-import training.models.youtube_dnn  # noqa: F401
 from recpipe import tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
-from training import ranking, recall
 from training.artifacts import load_item_vectors
 
 log = logging.getLogger(__name__)
@@ -39,6 +33,14 @@ def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, 
     version = tracking.alias_version(cfg, registered, tracking.CHAMPION)
     if version is None:
         return None, None
+    # Imported only with a champion to score: TensorFlow's start-up is most of a first run's evaluate task.
+    # Importing the model modules registers the classes Keras needs to load the champion.
+    import training.models.item2vec
+    import training.models.two_tower
+    import training.models.wide_deep
+    import training.models.youtube_dnn  # noqa: F401
+    from training import ranking, recall
+
     # By number, not alias: a promotion between the two calls must not mix two versions.
     uri = f"models:/{registered}/{version.version}"
     if model_key == "item2vec":
