@@ -12,6 +12,8 @@ export PATH := $(BIN):$(PATH)
 export PYSPARK_PYTHON := $(BIN)/python
 # Spark defaults of this local deployment (short-lived driver JVMs: C1 JIT, serial GC); see the file.
 export SPARK_CONF_DIR := $(CURDIR)/spark_jobs/conf
+# Training, evaluation and indexing steps run inside the Airflow task's process (recpipe/runner.py).
+export RECPIPE_STEPS := inprocess
 export AIRFLOW_HOME := $(CURDIR)/var/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False

@@ -115,8 +115,8 @@ def _step(args) -> dict:
     return build_and_register(args.model, load_config(args.config), args.ds, args.run_id)
 
 
-def main(argv: list[str] | None = None) -> None:
-    step_main(__doc__, _step, tracking.RECALL_MODELS, argv)
+def main(argv: list[str] | None = None) -> dict:
+    return step_main(__doc__, _step, tracking.RECALL_MODELS, argv)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 """GPU-pool steps (training, evaluation, indexing): run as a subprocess, report one JSON result.
 
-Locally a step is ``python -m MODULE ARGS`` in this interpreter's environment; its output streams into
-the caller's log and its last ``RECPIPE_RESULT {json}`` line is the result. In production the same
+By default a step is ``python -m MODULE ARGS`` in this interpreter's environment; its output streams
+into the caller's log and its last ``RECPIPE_RESULT {json}`` line is the result. In production the same
 module runs in the GPU image as a Kubernetes pod. ``step_main`` is the shared ``main()`` of step modules.
+
+``RECPIPE_STEPS=inprocess`` (the local deployment: ``make demo`` and ``make test`` set it) calls the
+module's ``main(args)`` in the calling process instead. Under ``airflow dags test``, which runs a whole
+DAG run in one process, TensorFlow and MLflow are then imported once per run rather than once per step:
+most of a small step's time on a 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -17,6 +23,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 RESULT_PREFIX = "RECPIPE_RESULT "
+STEPS_ENV = "RECPIPE_STEPS"
+STEP_MODES = ("subprocess", "inprocess")
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +53,11 @@ def run_step(module: str, args: Sequence[str]) -> dict:
     Raises:
         StepFailed: the process failed (with its exit code and last output lines) or printed no valid result.
     """
+    mode = os.environ.get(STEPS_ENV) or "subprocess"
+    if mode not in STEP_MODES:
+        raise StepFailed(f"{STEPS_ENV} must be one of {', '.join(STEP_MODES)}; received {mode!r}")
+    if mode == "inprocess":
+        return _run_in_process(module, args)
     cmd = [sys.executable, "-m", module, *args]
     log.info("running %s", " ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
@@ -72,8 +85,17 @@ def run_step(module: str, args: Sequence[str]) -> dict:
         raise StepFailed(f"{module} printed a result that is not JSON ({exc}): {result_line[:200]!r}") from None
 
 
-def step_main(description: str, step: Callable[[argparse.Namespace], dict], models: Sequence[str], argv=None) -> None:
-    """Shared ``main()`` of a step module: ``--model --ds --config [--run-id]``, then print the result line."""
+def _run_in_process(module: str, args: Sequence[str]) -> dict:
+    """Call ``module.main(args)`` here; its exceptions propagate as the task's failure."""
+    log.info("running %s %s in this process (%s=inprocess)", module, " ".join(args), STEPS_ENV)
+    result = importlib.import_module(module).main(list(args))
+    if not isinstance(result, dict):
+        raise StepFailed(f"{module}.main returned {type(result).__name__}, expected the step's result dict")
+    return result
+
+
+def step_main(description: str, step: Callable[[argparse.Namespace], dict], models: Sequence[str], argv=None) -> dict:
+    """Shared ``main()`` of a step module: ``--model --ds --config [--run-id]``; prints and returns the result."""
     from recpipe import lake
 
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,4 +107,6 @@ def step_main(description: str, step: Callable[[argparse.Namespace], dict], mode
     args = parser.parse_args(argv)
     lake.parse_ds(args.ds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(RESULT_PREFIX + json.dumps(step(args)), flush=True)
+    result = step(args)
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return result

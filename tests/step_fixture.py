@@ -3,6 +3,16 @@
 import json
 import sys
 
+
+def main(argv: list[str]) -> dict:
+    """The in-process entry point: the result dict, or the exception a failing step raises."""
+    if argv[0] == "ok":
+        return {"run_id": "abc", "args": argv}
+    if argv[0] == "none":
+        return None
+    raise MemoryError("out of memory")
+
+
 if __name__ == "__main__":
     print("training...")
     if sys.argv[1] == "ok":

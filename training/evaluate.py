@@ -81,8 +81,8 @@ def _step(args) -> dict:
     return evaluate(args.model, load_config(args.config), args.ds, args.run_id)
 
 
-def main(argv: list[str] | None = None) -> None:
-    step_main(__doc__, _step, tracking.MODELS, argv)
+def main(argv: list[str] | None = None) -> dict:
+    return step_main(__doc__, _step, tracking.MODELS, argv)
 
 
 if __name__ == "__main__":

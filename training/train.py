@@ -158,6 +158,7 @@ def train(model_key: str, cfg: Config, ds: str, *, airflow_run_id: str | None = 
     if model_key not in TRAINERS:
         raise ValueError(f"unknown model {model_key!r}; expected one of {sorted(TRAINERS)}")
     lake.parse_ds(ds)
+    keras.backend.clear_session()  # steps may share a process (RECPIPE_STEPS=inprocess): start from a fresh graph
     tracking.setup(cfg)
     tags = {"model": model_key, "ds": ds, "stage": "train", "airflow_run_id": airflow_run_id or "manual"}
     with mlflow.start_run(run_name=f"{model_key} ds={ds}", tags=tags) as run:
@@ -175,8 +176,8 @@ def _step(args) -> dict:
     return train(args.model, load_config(args.config), args.ds, airflow_run_id=args.airflow_run_id)
 
 
-def main(argv: list[str] | None = None) -> None:
-    step_main(__doc__, _step, sorted(TRAINERS), argv)
+def main(argv: list[str] | None = None) -> dict:
+    return step_main(__doc__, _step, sorted(TRAINERS), argv)
 
 
 if __name__ == "__main__":
