@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -58,6 +59,17 @@ def check_positive(**sizes: int | Sequence[int]) -> None:
     bad = [f"{k}={v}" for k, v in sizes.items() if (min(v, default=1) if isinstance(v, Sequence) else v) <= 0]
     if bad:
         raise ValueError(f"Sizes should be positive. Received: {', '.join(bad)}")
+
+
+def sampling_probs(neg_prob, n_items: int) -> np.ndarray:
+    """A negative sampler's distribution: ``n_items`` finite non-negative values, normalised to sum 1 (float32)."""
+    p = np.asarray(neg_prob, dtype=np.float64)
+    if p.shape != (n_items,) or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+        raise ValueError(
+            f"`neg_prob` should be {n_items} finite non-negative values with a positive sum. "
+            f"Received: shape={p.shape}, min={p.min() if p.size else None}, sum={p.sum()}"
+        )
+    return (p / p.sum()).astype(np.float32)
 
 
 def _masked_sum(values, weights):

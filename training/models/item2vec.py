@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from training.layers.blocks import MaskedMeanPooling, check_positive
+from training.layers.blocks import MaskedMeanPooling, check_positive, sampling_probs
 from training.models.youtube_dnn import weighted_mean
 
 
@@ -108,13 +108,7 @@ class Item2VecCBOW(keras.Model):
 
     def set_neg_prob(self, neg_prob: np.ndarray) -> None:
         """Replace the negative sampling distribution ([n_items], non-negative, normalised to sum 1)."""
-        p = np.asarray(neg_prob, dtype=np.float64)
-        if p.shape != (self.n_items,) or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
-            raise ValueError(
-                f"`neg_prob` should be {self.n_items} finite non-negative values with a positive sum. "
-                f"Received: shape={p.shape}, min={p.min() if p.size else None}, sum={p.sum()}"
-            )
-        self.neg_prob.assign((p / p.sum()).astype(np.float32))
+        self.neg_prob.assign(sampling_probs(neg_prob, self.n_items))
 
     def build(self, input_shape=None) -> None:
         # The output table is used by the loss only: built here so a loaded model has it to restore.

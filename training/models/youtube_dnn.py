@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from recpipe import contracts
-from training.layers.blocks import MLP, CategoricalEmbedding, MaskedMeanPooling, check_positive
+from training.layers.blocks import MLP, CategoricalEmbedding, MaskedMeanPooling, check_positive, sampling_probs
 
 # Profile and context fields of the user tower (the request's city is ``city_id``).
 USER_FIELDS = ("user_city", "user_type", "device", "hour", "weekday", "city_id")
@@ -116,13 +116,7 @@ class YouTubeDNN(keras.Model):
 
     def set_neg_prob(self, neg_prob: np.ndarray) -> None:
         """Replace the negative sampling distribution ([n_items], non-negative, normalised to sum 1)."""
-        p = np.asarray(neg_prob, dtype=np.float64)
-        if p.shape != (self.n_items,) or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
-            raise ValueError(
-                f"`neg_prob` should be {self.n_items} finite non-negative values with a positive sum. "
-                f"Received: shape={p.shape}, min={p.min() if p.size else None}, sum={p.sum()}"
-            )
-        self.neg_prob.assign((p / p.sum()).astype(np.float32))
+        self.neg_prob.assign(sampling_probs(neg_prob, self.n_items))
 
     def call(self, inputs, training=None):
         history = ops.cast(inputs["history"], "int32")
