@@ -18,16 +18,26 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import PokeReturnValue, chain, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from recpipe.pipeline import SPARK_CONF, spark_mode
 from recpipe.tracking import RANKING_MODELS, RECALL_MODELS
 
-SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.ui.showConsoleProgress": "false"}
 GPU_STEP_TIMEOUT = timedelta(hours=3)
+SPARK_MODE = spark_mode()  # RECPIPE_SPARK: a deployment setting, like the connection (see recpipe.pipeline)
 
 
-def _spark_job(name: str) -> SparkSubmitOperator:
+@task
+def _spark_in_process(name: str, ds: str | None = None) -> str:
+    from recpipe.pipeline import run_spark_job
+
+    return run_spark_job(name, ds)
+
+
+def _spark_job(name: str):
     spec = importlib.util.find_spec(f"spark_jobs.{name}")
     if spec is None or spec.origin is None:
         raise ImportError(f"spark job module spark_jobs.{name} is not installed")
+    if SPARK_MODE == "inprocess":
+        return _spark_in_process.override(task_id=name)(name)
     return SparkSubmitOperator(
         task_id=name,
         application=spec.origin,

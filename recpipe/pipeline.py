@@ -6,14 +6,47 @@ time. GPU-pool steps (train, evaluate, index) run as subprocesses through ``recp
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+import os
 
 from recpipe import contracts, lake, tracking
 from recpipe.config import load_config
 from recpipe.runner import run_step
 
 log = logging.getLogger(__name__)
+# How the DAG runs its Spark jobs (a deployment setting, read when the DAG is parsed): "submit", one
+# spark-submit application per job through the ``spark_default`` connection (any cluster); "inprocess",
+# the job's ``run()`` on a SparkSession of the task's own process, kept for the process's next jobs. Under
+# ``airflow dags test`` (``make demo``), which runs a whole DAG run in one process, the six jobs then share
+# one warmed-up JVM instead of starting six: most of a small day's Spark time.
+SPARK_ENV = "RECPIPE_SPARK"
+SPARK_MODES = ("submit", "inprocess")
+# Spark settings of the nightly jobs, in either mode.
+SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.ui.showConsoleProgress": "false"}
+
+
+def spark_mode() -> str:
+    """The configured ``RECPIPE_SPARK`` mode ("submit" when unset)."""
+    mode = os.environ.get(SPARK_ENV) or "submit"
+    if mode not in SPARK_MODES:
+        raise ValueError(f"{SPARK_ENV} must be one of {', '.join(SPARK_MODES)}; received {mode!r}")
+    return mode
+
+
+def run_spark_job(name: str, ds: str) -> str:
+    """Run ``spark_jobs.<name>.run`` for day ``ds`` in this process (``RECPIPE_SPARK=inprocess``); its output URI."""
+    from spark_jobs.common import spark_session
+
+    lake.parse_ds(ds)
+    job = importlib.import_module(f"spark_jobs.{name}")
+    spark = spark_session("recpipe-nightly")  # getOrCreate: the session of this process's earlier jobs, if any
+    for key, value in SPARK_CONF.items():
+        if key.startswith("spark.sql."):  # runtime settings; the rest are fixed when the session starts
+            spark.conf.set(key, value)
+    spark.sparkContext.setJobDescription(f"recpipe-{name}-{ds}")
+    return job.run(spark, load_config(), ds)
 
 
 def raw_ready(ds: str) -> bool:

@@ -44,6 +44,8 @@ class Standalone:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
             "AIRFLOW__CORE__PARALLELISM": "4",
+            # The production path: each Spark job a spark-submit application through spark_default.
+            "RECPIPE_SPARK": "submit",
             "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         }
         self.proc: subprocess.Popen | None = None

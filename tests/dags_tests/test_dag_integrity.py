@@ -1,5 +1,6 @@
 """Every DAG parses without import errors and follows the house rules (tags, retries, pools, no parse-time work)."""
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -88,3 +89,27 @@ def test_each_run_processes_the_day_that_has_ended(dagbag):
     assert info.logical_date == datetime(2026, 11, 21, tzinfo=UTC)
     assert info.data_interval.end == datetime(2026, 11, 22, tzinfo=UTC)
     assert info.run_after >= datetime(2026, 11, 22, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("mode", ["submit", "inprocess"])
+def test_spark_mode_picks_the_operator_and_keeps_the_shape(mode):
+    """RECPIPE_SPARK chooses spark-submit applications or in-process jobs; the tasks and their order stay."""
+    code = (
+        "from airflow.models import DagBag; "
+        f"bag = DagBag(dag_folder={str(DAGS)!r}, known_pools={{'default_pool', 'gpu'}}); "
+        "assert not bag.import_errors, bag.import_errors; d = bag.dags['nightly_retrain']; "
+        "t = {x.task_id: x for x in d.tasks}; "
+        "print(type(t['stage_events']).__name__, sorted(t['validate_features'].upstream_task_ids), len(t))"
+    )
+    env = {**os.environ, "RECPIPE_SPARK": mode}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    operator, upstream = out.strip().splitlines()[-1].split(" ", 1)
+    assert operator == ("SparkSubmitOperator" if mode == "submit" else "_PythonDecoratedOperator")
+    assert "['item2vec_samples', 'ranking_samples', 'retrieval_samples']" in upstream
+
+
+def test_unknown_spark_mode_is_an_import_error_naming_it():
+    code = f"from airflow.models import DagBag; print(list(DagBag(dag_folder={str(DAGS)!r}).import_errors.values()))"
+    env = {**os.environ, "RECPIPE_SPARK": "yarn"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert "RECPIPE_SPARK must be one of submit, inprocess; received 'yarn'" in out
