@@ -14,6 +14,7 @@ the time an epoch of ``--epoch-examples`` examples takes at that speed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -32,6 +33,8 @@ from recpipe import contracts
 from recpipe.config import Config, load_config
 from training import ranking
 from training.compute import EpochTimer
+from training.models.cnn_dnn import CNNDNN
+from training.models.fnn import FNN
 from training.models.item2vec import Item2Vec, Item2VecCBOW
 from training.models.two_tower import TwoTower
 from training.models.youtube_dnn import USER_FIELDS, YouTubeDNN, user_vocab
@@ -114,17 +117,51 @@ def _ranking_inputs(specs, rows: int, rng: np.random.Generator) -> dict[str, np.
     return {f.name: column(f) for f in specs}
 
 
-def _wide_deep(cfg: Config, rows: int, n_items: int, rng: np.random.Generator):
-    specs = contracts.ranking_features(n_items, N_CITIES, N_CATEGORIES)
-    model = ranking.build_wide_deep(cfg, specs)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.wide_deep.learning_rate), loss=keras.losses.BinaryCrossentropy())
-    return model, _ranking_inputs(specs, rows, rng), (rng.random(rows) < 0.1).astype(np.float32)
+def _ranking(key: str, **overrides) -> Callable:
+    """A ranking model of the embedded config (``overrides`` replace fields of its section) on generated inputs.
+
+    Pre-trained parts are made, not trained: FNN starts from random field vectors (its FM is a separate
+    fit), XGBoost+Wide&Deep gets a GBDT fitted on the generated rows, CNN+DNN a random image table.
+    """
+
+    def build(cfg: Config, rows: int, n_items: int, rng: np.random.Generator):
+        if overrides:
+            section = key.split(":")[0]
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **overrides)})
+        specs = [
+            {"name": f.name, "kind": f.kind, "vocab_size": f.vocab_size}
+            for f in contracts.ranking_features(n_items, N_CITIES, N_CATEGORIES)
+        ]
+        x, y = _ranking_inputs(specs, rows, rng), (rng.random(rows) < 0.1).astype(np.float32)
+        c = cfg.ranking
+        name = key.split(":")[0]
+        if name == "fnn":
+            model = FNN(specs, c.embedding_dim, c.hidden_units, c.dropout, c.oov_buckets)
+        elif name == "xgb_wide_deep":
+            model = ranking.fit(name, cfg, "2026-01-02", _split(x, y), _split(x, y), specs=specs).model
+        elif name == "cnn_dnn":
+            model = CNNDNN(
+                specs, c.embedding_dim, c.hidden_units, n_items, cfg.cnn_dnn.image_embedding_dim, c.dropout, c.oov_buckets
+            )
+            model(model.example_inputs())
+            model.set_image_embeddings(rng.random((n_items, cfg.cnn_dnn.image_embedding_dim)).astype(np.float32))
+        else:
+            model = ranking.build_model(name, cfg, specs)
+        model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss=keras.losses.BinaryCrossentropy())
+        return model, x, y
+
+    return build
+
+
+def _split(x: dict[str, np.ndarray], y: np.ndarray) -> ranking.RankingSplit:
+    n = len(y)
+    return ranking.RankingSplit(x, y, np.arange(n).astype(str), np.arange(n) % 97, np.zeros(n, np.int64))
 
 
 def _mlp(cfg: Config, rows: int, n_items: int, rng: np.random.Generator):
-    """The reference: an MLP with the Wide&Deep deep part's layer sizes over as many dense inputs as it has features."""
+    """The reference: an MLP with the ranking models' layer sizes over as many dense inputs as they have features."""
     width = len(contracts.ranking_features(n_items))
-    hidden = [keras.layers.Dense(u, activation="relu") for u in cfg.wide_deep.hidden_units]
+    hidden = [keras.layers.Dense(u, activation="relu") for u in cfg.ranking.hidden_units]
     model = keras.Sequential([keras.Input((width,)), *hidden, keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
     return model, rng.random((rows, width)).astype(np.float32), (rng.random(rows) < 0.1).astype(np.float32)
@@ -138,7 +175,15 @@ MODELS: dict[str, Callable] = {
     "two_tower_mlp": _two_tower("mlp"),
     "two_tower_dcn": _two_tower("dcn"),
     "two_tower_pnn": _two_tower("pnn"),
-    "wide_deep": _wide_deep,
+    "fnn": _ranking("fnn"),
+    "wide_deep": _ranking("wide_deep"),
+    "xgb_wide_deep": _ranking("xgb_wide_deep"),
+    "cnn_dnn": _ranking("cnn_dnn"),
+    "pnn_inner": _ranking("pnn", product="inner"),
+    "pnn_outer": _ranking("pnn", product="outer"),
+    "deepfm": _ranking("deepfm"),
+    "wide_resnet": _ranking("wide_resnet"),
+    "wide_resnet_no_bn": _ranking("wide_resnet", batch_norm=False),
 }
 
 

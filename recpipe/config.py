@@ -163,17 +163,113 @@ class RecallEvalConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class WideDeepConfig:
-    """Wide&Deep settings."""
+class RankingConfig:
+    """Settings every ranking (click) model shares: feature embeddings, the MLP, training, warm starts."""
 
     embedding_dim: int = 8
     hidden_units: tuple[int, ...] = (64, 32)
-    cross_bins: int = 1024
     dropout: float = 0.1
     epochs: int = 2
     batch_size: int = 512
     learning_rate: float = 0.002
+    # Hashed out-of-vocabulary rows per categorical feature: ids newer than the model share them.
+    oov_buckets: int = 8
+    # L2 penalty on the embedding rows and wide weights each batch looks up (id features overfit without it).
+    embedding_l2: float = 0.0
+    # Warm-start from the champion's weights (its vocabularies kept; newer ids go to the OOV buckets) and
+    # train on the newest ``incremental_days`` days of the train split only. Without a compatible champion
+    # (none yet, or other features) the run trains from scratch and says why in its tags.
+    incremental: bool = False
+    incremental_days: int = 1
+    # Fit the logistic-regression baseline on the same rows and log it beside every model as lr_*.
+    lr_baseline: bool = True
     seed: int = 13
+
+    def __post_init__(self) -> None:
+        bad = {
+            k: getattr(self, k)
+            for k in ("embedding_dim", "epochs", "batch_size", "oov_buckets", "incremental_days")
+            if getattr(self, k) <= 0
+        }
+        if bad or not self.hidden_units or min(self.hidden_units) <= 0:
+            raise ValueError(f"sizes must be positive, received {bad or {'hidden_units': list(self.hidden_units)}}")
+        if not 0.0 <= self.dropout < 1.0 or not self.learning_rate > 0:
+            raise ValueError(
+                f"dropout must be in [0, 1) and learning_rate positive, received {self.dropout}, {self.learning_rate}"
+            )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WideDeepConfig:
+    """Wide&Deep (and the wide part of XGBoost+Wide&Deep and Wide&ResNet): size of each crossed feature's id space."""
+
+    cross_bins: int = 1024
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FNNConfig:
+    """FNN: epochs of the factorization machine whose vectors initialise the network."""
+
+    fm_epochs: int = 2
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class XGBWideDeepConfig:
+    """XGBoost+Wide&Deep: the GBDT whose leaves feed the wide part."""
+
+    n_trees: int = 30
+    max_depth: int = 4
+    learning_rate: float = 0.3
+    # Also embed each tree's leaf in the deep part.
+    leaves_to_deep: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n_trees <= 0 or self.max_depth <= 0 or not self.learning_rate > 0:
+            raise ValueError(
+                "n_trees, max_depth and learning_rate must be positive, "
+                f"received {self.n_trees}, {self.max_depth}, {self.learning_rate}"
+            )
+
+
+CNN_BACKBONES = ("small", "mobilenet_v3_small", "efficientnet_b0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CNNDNNConfig:
+    """CNN+DNN: the frozen image encoder of the items' pictures."""
+
+    # "small": a small CNN pre-trained on the day's item images to predict their category, then frozen.
+    # Or a Keras Applications backbone read from ``backbone_weights``, a local file (nothing is downloaded).
+    backbone: str = "small"
+    backbone_weights: str = ""
+    image_embedding_dim: int = 16
+    pretrain_epochs: int = 5
+
+    def __post_init__(self) -> None:
+        if self.backbone not in CNN_BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(CNN_BACKBONES)}; received {self.backbone!r}")
+        if self.backbone != "small" and not self.backbone_weights:
+            raise ValueError(f"backbone {self.backbone!r} needs backbone_weights: the path of a local weights file")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PNNConfig:
+    """PNN: which product layer."""
+
+    product: str = "inner"
+
+    def __post_init__(self) -> None:
+        if self.product not in ("inner", "outer"):
+            raise ValueError(f"product must be inner or outer; received {self.product!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WideResNetConfig:
+    """Wide&ResNet: the residual deep part."""
+
+    width: int = 64
+    blocks: int = 2
+    batch_norm: bool = True
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -237,7 +333,13 @@ class Config:
     youtube_dnn: YouTubeDNNConfig = dataclasses.field(default_factory=YouTubeDNNConfig)
     two_tower: TwoTowerConfig = dataclasses.field(default_factory=TwoTowerConfig)
     recall_eval: RecallEvalConfig = dataclasses.field(default_factory=RecallEvalConfig)
+    ranking: RankingConfig = dataclasses.field(default_factory=RankingConfig)
     wide_deep: WideDeepConfig = dataclasses.field(default_factory=WideDeepConfig)
+    fnn: FNNConfig = dataclasses.field(default_factory=FNNConfig)
+    xgb_wide_deep: XGBWideDeepConfig = dataclasses.field(default_factory=XGBWideDeepConfig)
+    cnn_dnn: CNNDNNConfig = dataclasses.field(default_factory=CNNDNNConfig)
+    pnn: PNNConfig = dataclasses.field(default_factory=PNNConfig)
+    wide_resnet: WideResNetConfig = dataclasses.field(default_factory=WideResNetConfig)
     index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
     gates: GateConfig = dataclasses.field(default_factory=GateConfig)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)

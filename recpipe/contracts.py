@@ -287,9 +287,13 @@ def ranking_features(n_items: int, n_cities: int = N_CITIES_MAX, n_categories: i
     )
 
 
-# Crossed features of the wide part: pairs of categorical feature names.
+# Crossed features of the wide part: pairs of categorical feature names. Each is an interaction the
+# business knows of: local posts, business users' lines, devices' lines, each line's time of day
+# (jobs in the morning, housing after work), and how fast attention falls down the list on each device.
 WIDE_CROSSES: tuple[tuple[str, str], ...] = (
     ("user_city", "item_city"),
     ("user_type", "category_id"),
     ("device", "category_id"),
+    ("hour", "category_id"),
+    ("device", "position"),
 )

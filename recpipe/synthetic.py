@@ -31,6 +31,12 @@ LATENT_DIM = 8
 EXPOSURES_PER_REQUEST = 10
 ORACLE_TOPK = 100
 IMAGE_SIZE = 12
+# Hour of the day (UTC) at which each business line's items draw the most clicks, and the size of that effect
+# (jobs in the morning, services at noon, housing and cars after work, second-hand and pets late evening).
+CATEGORY_PEAK_HOUR = (9, 19, 18, 12, 21, 20)
+HOUR_EFFECT = 1.0
+# Extra logit lost per position further down the list on a phone (android, ios, h5) than on a pc.
+MOBILE_POSITION_DECAY = 0.12
 # After a click, per category: probabilities of collect, apply, call, im.
 FOLLOW_UPS = {
     "jobs": (0.10, 0.35, 0.05, 0.10),
@@ -114,12 +120,32 @@ def build_world(n_users: int, n_items: int, seed: int, start_ms: int) -> World:
     )
 
 
-def click_logit(world: World, users: np.ndarray, items: np.ndarray, position: np.ndarray | float) -> np.ndarray:
-    """True click logit of users[k] shown items[k] at position[k] (broadcasts)."""
+def click_logit(
+    world: World,
+    users: np.ndarray,
+    items: np.ndarray,
+    position: np.ndarray | float,
+    hour: int | None = None,
+    mobile: bool | None = None,
+) -> np.ndarray:
+    """True click logit of users[k] shown items[k] at position[k] (broadcasts).
+
+    With the request's context: each business line draws clicks at its own time of day (``CATEGORY_PEAK_HOUR``,
+    a cosine of amplitude ``HOUR_EFFECT``), and on a phone attention falls faster down the list. Both
+    are interactions (hour x category, device x position) that no single feature carries. Without a
+    context (the oracle's top items) they are left out: the hour term averages to zero over the day and
+    the device term shifts every item of a user alike.
+    """
     aff = world.user_affinity[users, world.item_category[items]]
     latent = np.sum(world.user_latent[users] * world.item_latent[items], axis=-1) / np.sqrt(LATENT_DIM)
     same_city = world.user_city[users] == world.item_city[items]
-    return -3.4 + 1.1 * np.log(aff * len(contracts.CATEGORIES) + 1e-3) + 1.3 * same_city + 0.5 * latent - 0.07 * position
+    logit = -3.4 + 1.1 * np.log(aff * len(contracts.CATEGORIES) + 1e-3) + 1.3 * same_city + 0.5 * latent - 0.07 * position
+    if hour is not None:
+        peak = np.asarray(CATEGORY_PEAK_HOUR)[world.item_category[items]]
+        logit = logit + HOUR_EFFECT * np.cos(2 * np.pi * (hour - peak) / 24)
+    if mobile:
+        logit = logit - MOBILE_POSITION_DECAY * np.asarray(position)
+    return logit
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -226,7 +252,8 @@ def simulate_day(
                 req_no += 1
                 request_id = f"r{compact}-{req_no:07d}"
                 positions = np.arange(len(items))
-                p = _sigmoid(click_logit(world, np.full(len(items), user), items, positions))
+                hour = (ts - day_start) // 3_600_000 % 24
+                p = _sigmoid(click_logit(world, np.full(len(items), user), items, positions, hour, device != "pc"))
                 clicked = rng.random(len(items)) < p
                 for pos, item, p_click, hit in zip(positions, items, p, clicked, strict=True):
                     base = _event(world, user, int(item), city, device, page, int(pos), request_id)

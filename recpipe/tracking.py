@@ -11,7 +11,7 @@ from recpipe.config import Config
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 RECALL_MODELS = ("item2vec", "youtube_dnn", "two_tower")
-RANKING_MODELS = ("wide_deep",)
+RANKING_MODELS = ("fnn", "wide_deep", "xgb_wide_deep", "cnn_dnn", "pnn", "deepfm", "wide_resnet")
 MODELS = RECALL_MODELS + RANKING_MODELS
 
 

@@ -53,11 +53,20 @@ two_tower:
   hidden_units: [16]
   epochs: 1
   batch_size: 256
-wide_deep:
+ranking:
   embedding_dim: 4
   hidden_units: [16]
   epochs: 1
   batch_size: 256
+xgb_wide_deep:
+  n_trees: 5
+  max_depth: 3
+cnn_dnn:
+  image_embedding_dim: 4
+  pretrain_epochs: 2
+wide_resnet:
+  width: 16
+  blocks: 1
 index:
   factory: IVF4,Flat
   nprobe: 2

@@ -55,25 +55,29 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
         assert any(name.startswith("recall_at_50__city_") for name in run.data.metrics), model
 
     before = {c.name: fingerprint(cfg, c.name, DAY1) for c in OUTPUTS}
-    # Day 2 with a ranking floor no model can reach: wide_deep must fail its gate and stay at v1.
+    # Day 2 with a ranking floor no model can reach: every ranking model must fail its gate and stay at v1.
     strict = tmp_path / "strict.yaml"
     strict.write_text(open(os.environ["RECPIPE_CONFIG"]).read().replace("min_auc: 0.5", "min_auc: 0.99"))
     monkeypatch.setenv("RECPIPE_CONFIG", str(strict))
     second = _run_day(DAY2)
     assert second.state == "success"
-    expected = {"item2vec": ("true", "2"), "wide_deep": ("false", "1")}
+    expected = {"item2vec": ("true", "2"), **{model: ("false", "1") for model in tracking.RANKING_MODELS}}
     for model in tracking.MODELS:
         runs = mlflow.search_runs(filter_string=f"tags.ds = '{DAY2}' and tags.model = '{model}'", output_format="list")
         assert len(runs) == 1
         tags, metrics = runs[0].data.tags, runs[0].data.metrics
         assert tags["champion_version"] == "1"  # day 1's release was the champion to beat
-        key = "auc" if model == "wide_deep" else "recall_at_50"
+        key = "auc" if model in tracking.RANKING_MODELS else "recall_at_50"
         assert f"champion_{key}" in metrics
         # The tower models may pass or fail their regression gate on this tiny lake; they must act on it.
         passed, champion = expected.get(model, (tags["gate_passed"], "2" if tags["gate_passed"] == "true" else "1"))
         assert (tags["gate_passed"], tags["promoted"]) == (passed, passed), tags.get("gate_reasons")
         assert str(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").version) == champion
     assert "auc=" in runs[0].data.tags["gate_reasons"] and "< floor 0.9900" in runs[0].data.tags["gate_reasons"]
+    for model in tracking.RANKING_MODELS:  # the same metric names across ranking models, for MLflow's compare view
+        run = client.get_run(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").run_id)
+        names = {"auc", "logloss", "gauc", "calibration", "lr_auc", "oracle_auc", "auc__user_type_C", "train_examples_per_second"}
+        assert names <= set(run.data.metrics), (model, names - set(run.data.metrics))
     assert client.get_model_version_by_alias(tracking.index_name(cfg, "item2vec"), "champion").tags["model_version"] == "2"
     # Day 2's run wrote day 2's partitions and left day 1's untouched.
     assert {c.name: fingerprint(cfg, c.name, DAY1) for c in OUTPUTS} == before

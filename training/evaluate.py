@@ -34,10 +34,9 @@ def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, 
     if version is None:
         return None, None
     # Imported only with a champion to score: TensorFlow's start-up is most of a first run's evaluate task.
-    # Importing the model modules registers the classes Keras needs to load the champion.
+    # Importing the model modules (``ranking`` imports every ranking model) registers the classes Keras needs.
     import training.models.item2vec
     import training.models.two_tower
-    import training.models.wide_deep
     import training.models.youtube_dnn  # noqa: F401
     from training import ranking, recall
 
@@ -50,7 +49,10 @@ def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, 
         eval_set = recall.load_eval_set(cfg, ds)
         queries = mlflow.keras.load_model(uri).user_vectors(eval_set.features)
         return int(version.version), recall.evaluate_queries(cfg, queries, load_item_vectors(version.run_id), eval_set)
-    model = mlflow.keras.load_model(uri)
+    try:
+        model = mlflow.keras.load_model(uri)
+    except Exception as exc:  # e.g. saved by an older version of the model class: gate on floors, do not crash
+        raise IncompatibleChampion(f"it cannot be loaded by this code: {type(exc).__name__}: {exc}") from exc
     split = ranking.load_split(cfg, ds, "eval")
     missing = sorted({f["name"] for f in model.features} - set(split.features))
     if missing:

@@ -1,9 +1,10 @@
 """Serving export: a TensorFlow SavedModel with named signatures, and a JSON manifest of what to feed them.
 
 Recall models (``item2vec``, ``youtube_dnn``, ``two_tower``) export ``user_vectors`` (the FAISS query
-vector of each user) and ``item_vectors`` (the index row of each item id); the ranking model
-(``wide_deep``) exports ``predict_ctr``. The first signature is also ``serving_default``, which
-TF-Serving requires. The artifact loads with ``tf.saved_model.load`` alone: no Keras, no custom objects.
+vector of each user) and ``item_vectors`` (the index row of each item id); every ranking model (``fnn``,
+``wide_deep``, ``xgb_wide_deep``, ``cnn_dnn``, ``pnn``, ``deepfm``, ``wide_resnet``) exports ``predict_ctr``.
+The first signature is also ``serving_default``, which TF-Serving requires. The artifact loads with
+``tf.saved_model.load`` alone: no Keras, no custom objects.
 
 ``serving_manifest.json`` sits in the SavedModel directory and lists, per signature, every input and
 output with its dtype and shape (``null`` for any size), so a serving system knows what to feed.
@@ -24,8 +25,8 @@ from keras import ops
 
 from training.models.item2vec import Item2Vec, Item2VecCBOW
 from training.models.two_tower import TwoTower
-from training.models.wide_deep import WideDeep
 from training.models.youtube_dnn import USER_FIELDS, YouTubeDNN
+from training.ranking import MODEL_CLASSES as RANKING_CLASSES
 
 MANIFEST = "serving_manifest.json"
 ARTIFACT_PATH = "serving"
@@ -34,7 +35,7 @@ MODELS: dict[str, tuple[type[keras.Model], ...]] = {
     "item2vec": (Item2Vec, Item2VecCBOW),
     "youtube_dnn": (YouTubeDNN,),
     "two_tower": (TwoTower,),
-    "wide_deep": (WideDeep,),
+    **{key: (cls,) for key, cls in RANKING_CLASSES.items()},
 }
 USER_VECTOR_POOLINGS = ("mean", "recency")
 PAD = -1  # history padding; any negative id is padding, as the towers' ``history >= 0`` masks say
@@ -93,9 +94,10 @@ def _float32(fn: Callable) -> Callable:
 def _endpoints(model_key: str, model, user_vector: str, half_life: float | None) -> list[tuple[str, Callable, dict]]:
     """(signature name, fn of one dict of tensors -> dict of tensors, input specs) of each endpoint, in order."""
     item_ids = {"item_id": _spec("item_id", tf.int32)}
-    if model_key == "wide_deep":
+    if model_key in RANKING_CLASSES:
         features = {f["name"]: _spec(f["name"], tf.int32 if f["kind"] == "categorical" else tf.float32) for f in model.features}
-        # ``WideDeep.call`` ends in a sigmoid: its output is the click probability, not a logit.
+        # ``ClickModel.call`` ends in a sigmoid: its output is the click probability, not a logit. The
+        # pre-trained parts (the GBDT's trees, the image table) are weights of the model, so they export too.
         return [("predict_ctr", lambda x: {"click_probability": model(x, training=False)}, features)]
     if model_key == "item2vec":
         history = {"history": _spec("history", tf.int32, (None, None))}

@@ -130,3 +130,181 @@ def top_k(
         # A stable sort of the negated scores keeps equal scores in item-id order, at the boundary too.
         out[start : start + batch] = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return out
+
+
+def _binary_labels(labels: np.ndarray, probs: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as 0/1 float64 and probs as float64, after checking shapes and values."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if labels.ndim != 1 or labels.shape != probs.shape or labels.size == 0:
+        raise ValueError(f"{what}: labels and probs need the same non-empty 1-d shape, received {labels.shape} and {probs.shape}")
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError(f"{what}: labels must be 0 or 1, received values {np.unique(labels)[:10].tolist()}")
+    if not np.isfinite(probs).all():
+        raise ValueError(f"{what}: probs must be finite, received {int((~np.isfinite(probs)).sum())} NaN or infinite values")
+    return labels, probs
+
+
+def gauc(labels: np.ndarray, probs: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Group AUC: the AUC within each group (e.g. user) that has both classes, weighted by the group's rows.
+
+    Groups with only positives or only negatives have no AUC and are left out; ``gauc_coverage`` is the
+    share of all rows that lie in the groups that count. Equal scores within a group get half credit
+    (average ranks), as in ``sklearn.metrics.roc_auc_score``.
+
+    Args:
+        labels: 0/1 click labels, shape ``(n,)``.
+        probs: predicted click probabilities (or any scores), shape ``(n,)``.
+        groups: group id of each row, shape ``(n,)``, any sortable dtype.
+
+    Returns:
+        ``{"gauc": ..., "gauc_coverage": ...}``.
+
+    Raises:
+        ValueError: on mismatched shapes, non-binary labels, or when no group has both classes.
+    """
+    labels, probs = _binary_labels(labels, probs, "gauc")
+    groups = np.asarray(groups)
+    if groups.shape != labels.shape:
+        raise ValueError(f"gauc: groups need the shape of labels {labels.shape}, received {groups.shape}")
+    _, codes = np.unique(groups, return_inverse=True)
+    codes = codes.reshape(-1)
+    # Sort by group, then score: each group becomes one contiguous block in ascending score order.
+    order = np.lexsort((probs, codes))
+    g, p, y = codes[order], probs[order], labels[order]
+    n = g.size
+    position = np.arange(n, dtype=np.float64)
+    # Runs of equal (group, score) are ties; every member of a run gets the run's mean position.
+    new_run = np.empty(n, dtype=bool)
+    new_run[0] = True
+    new_run[1:] = (g[1:] != g[:-1]) | (p[1:] != p[:-1])
+    run_id = np.cumsum(new_run) - 1
+    run_start = np.flatnonzero(new_run)
+    run_end = np.append(run_start[1:], n) - 1
+    tied_position = ((run_start + run_end) / 2.0)[run_id]
+    group_start = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    rank = tied_position - position[group_start][g] + 1.0  # 1-based rank within the group
+    rows = np.bincount(g).astype(np.float64)
+    pos = np.bincount(g, weights=y)
+    neg = rows - pos
+    pos_rank_sum = np.bincount(g, weights=rank * y)
+    counts = (pos > 0) & (neg > 0)
+    if not counts.any():
+        raise ValueError(
+            f"gauc: no group has both a positive and a negative label; received {rows.size} groups over {n} rows "
+            f"with {int(pos.sum())} positives"
+        )
+    # Mann-Whitney: AUC = (sum of positive ranks - n_pos (n_pos + 1) / 2) / (n_pos n_neg).
+    auc = (pos_rank_sum[counts] - pos[counts] * (pos[counts] + 1) / 2) / (pos[counts] * neg[counts])
+    weights = rows[counts]
+    return {"gauc": float(np.sum(auc * weights) / weights.sum()), "gauc_coverage": float(weights.sum() / n)}
+
+
+def calibration(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean predicted probability over observed CTR: 1.0 is calibrated, above 1.0 over-predicts clicks.
+
+    Args:
+        labels: 0/1 click labels, shape ``(n,)``.
+        probs: predicted click probabilities, shape ``(n,)``.
+
+    Returns:
+        ``mean(probs) / mean(labels)``.
+
+    Raises:
+        ValueError: on mismatched shapes, non-binary labels, or when there are no positives.
+    """
+    labels, probs = _binary_labels(labels, probs, "calibration")
+    positives = labels.sum()
+    if positives == 0:
+        raise ValueError(f"calibration needs at least one positive label; received 0 of {labels.size} rows positive")
+    return float(probs.mean() / (positives / labels.size))
+
+
+def _slice_label(name: str, value: np.generic, value_names: dict[str, Sequence[str]] | None) -> str:
+    """The printed label of one slice value: its name from ``value_names`` when given, else the value."""
+    if value_names is not None and name in value_names:
+        names = value_names[name]
+        if not np.issubdtype(type(value), np.integer) or not 0 <= int(value) < len(names):
+            raise ValueError(
+                f"slice {name!r}: value {value.item()!r} has no entry in value_names[{name!r}], "
+                f"which names values 0..{len(names) - 1}"
+            )
+        return str(names[int(value)])
+    return str(int(value)) if np.issubdtype(type(value), np.integer) else str(value)
+
+
+def sliced_ranking_metrics(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    slices: dict[str, np.ndarray],
+    value_names: dict[str, Sequence[str]] | None = None,
+    min_rows: int = 1,
+) -> dict[str, float]:
+    """AUC, calibration and row count within each value of each slicing column (city, category, user type...).
+
+    Keys look like ``auc__city_3``, ``calibration__user_type_B`` and ``rows__category_1``. A slice value
+    gets its ``auc__`` key only when it has both classes and its ``calibration__`` key only when it has
+    positives; values with fewer than ``min_rows`` rows get no key at all.
+
+    Args:
+        labels: 0/1 click labels, shape ``(n,)``.
+        probs: predicted click probabilities, shape ``(n,)``.
+        slices: slice name -> the slicing value of each row, shape ``(n,)``.
+        value_names: optional slice name -> printed name of each integer value (e.g. user_type 0 -> "B").
+        min_rows: the smallest slice that is reported.
+
+    Returns:
+        One float per reported key.
+
+    Raises:
+        ValueError: on mismatched shapes, non-binary labels, or a value missing from ``value_names``.
+    """
+    labels, probs = _binary_labels(labels, probs, "sliced_ranking_metrics")
+    out: dict[str, float] = {}
+    for name, column in slices.items():
+        column = np.asarray(column)
+        if column.shape != labels.shape:
+            raise ValueError(f"slice {name!r} needs the shape of labels {labels.shape}, received {column.shape}")
+        for value in np.unique(column):
+            mask = column == value
+            rows = int(mask.sum())
+            if rows < min_rows:
+                continue
+            label = _slice_label(name, value, value_names)
+            y, p = labels[mask], probs[mask]
+            positives = int(y.sum())
+            if 0 < positives < rows:
+                out[f"auc__{name}_{label}"] = float(roc_auc_score(y, p))
+            if positives > 0:
+                out[f"calibration__{name}_{label}"] = float(p.mean() / y.mean())
+            out[f"rows__{name}_{label}"] = float(rows)
+    return out
+
+
+def ranking_report(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    *,
+    groups: np.ndarray | None = None,
+    slices: dict[str, np.ndarray] | None = None,
+    value_names: dict[str, Sequence[str]] | None = None,
+) -> dict[str, float]:
+    """Every ranking metric of one eval set: ``ranking_metrics``, calibration, GAUC and sliced metrics.
+
+    Args:
+        labels: 0/1 click labels, shape ``(n,)``.
+        probs: predicted click probabilities, shape ``(n,)``.
+        groups: optional group id of each row (e.g. user id); adds ``gauc`` and ``gauc_coverage``.
+        slices: optional slicing columns for ``sliced_ranking_metrics``.
+        value_names: optional printed names of slice values, see ``sliced_ranking_metrics``.
+
+    Returns:
+        ``auc``, ``logloss``, ``mean_pred``, ``ctr``, ``calibration``, then the optional keys.
+    """
+    out = ranking_metrics(labels, probs)
+    out["calibration"] = calibration(labels, probs)
+    if groups is not None:
+        out.update(gauc(labels, probs, groups))
+    if slices:
+        out.update(sliced_ranking_metrics(labels, probs, slices, value_names))
+    return out

@@ -1,8 +1,17 @@
-"""Ranking models: fitting Wide&Deep on the ranking samples and evaluating any click model on the eval split."""
+"""Ranking models: building and fitting every click model on the ranking samples, and evaluating any of them.
+
+One feature contract (``recpipe.contracts.ranking_features``) drives the inputs of all seven models;
+``fit`` runs each model's own recipe (an FM first for FNN, a GBDT first for XGBoost+Wide&Deep, an image
+encoder first for CNN+DNN) or warm-starts from the champion; ``evaluate_model`` gives every model the same
+report: AUC, logloss, GAUC, calibration, and slices by city, category and user type.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import logging
+from typing import Any
 
 import keras
 import numpy as np
@@ -12,21 +21,71 @@ from recpipe import contracts, lake
 from recpipe.config import Config
 from training import data, metrics
 from training.compute import EpochTimer
+from training.models.cnn_dnn import CNNDNN
+from training.models.ctr import ClickModel
+from training.models.deepfm import DeepFM
+from training.models.fm import FactorizationMachine
+from training.models.fnn import FNN
+from training.models.pnn import PNN
 from training.models.wide_deep import WideDeep
+from training.models.wide_resnet import WideResNet
+from training.models.xgb_wide_deep import XGBWideDeep
+
+log = logging.getLogger(__name__)
+MODEL_CLASSES: dict[str, type[ClickModel]] = {
+    "fnn": FNN,
+    "wide_deep": WideDeep,
+    "xgb_wide_deep": XGBWideDeep,
+    "cnn_dnn": CNNDNN,
+    "pnn": PNN,
+    "deepfm": DeepFM,
+    "wide_resnet": WideResNet,
+}
+# Slice name -> the feature it groups by; user types are reported by name (B, C).
+SLICES = {"city": "user_city", "category": "category_id", "user_type": "user_type"}
+VALUE_NAMES = {"user_type": contracts.USER_TYPES}
 
 
 @dataclasses.dataclass(frozen=True)
 class RankingSplit:
-    """Feature arrays and labels of one split, with event ids to join the oracle."""
+    """Feature arrays and labels of one split, with the event ids (to join the oracle), users and times."""
 
     features: dict[str, np.ndarray]
     labels: np.ndarray
     event_ids: np.ndarray
+    user_ids: np.ndarray
+    ts: np.ndarray
+
+    def since(self, ts_ms: int) -> RankingSplit:
+        """The rows at or after ``ts_ms`` (epoch milliseconds)."""
+        keep = self.ts >= ts_ms
+        return RankingSplit(
+            {k: v[keep] for k, v in self.features.items()},
+            self.labels[keep],
+            self.event_ids[keep],
+            self.user_ids[keep],
+            self.ts[keep],
+        )
 
 
-def feature_specs(cfg: Config, ds: str) -> tuple[contracts.FeatureSpec, ...]:
-    """The ranking feature contract, with the vocabularies of the day's snapshots."""
-    return contracts.ranking_features(**data.vocab_sizes(cfg.lake_root, ds))
+@dataclasses.dataclass
+class Fitted:
+    """A trained ranking model and what its recipe produced on the way."""
+
+    model: ClickModel
+    history: dict[str, list[float]]
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Side models logged beside the network in their own format, e.g. {"gbdt": the XGBoost booster}.
+    side_models: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def feature_specs(cfg: Config, ds: str) -> list[dict]:
+    """The ranking feature contract as model specs, with the vocabularies of the day's snapshots."""
+    return [
+        {"name": f.name, "kind": f.kind, "vocab_size": f.vocab_size}
+        for f in contracts.ranking_features(**data.vocab_sizes(cfg.lake_root, ds))
+    ]
 
 
 def load_split(cfg: Config, ds: str, split: str) -> RankingSplit:
@@ -39,7 +98,7 @@ def load_split(cfg: Config, ds: str, split: str) -> RankingSplit:
     cols = data.to_numpy(table)
     dtypes = {f.name: (np.int32 if f.kind == "categorical" else np.float32) for f in contracts.ranking_features(1)}
     features = {name: cols[name].astype(dtype) for name, dtype in dtypes.items()}
-    return RankingSplit(features, cols["label"].astype(np.float32), cols["event_id"])
+    return RankingSplit(features, cols["label"].astype(np.float32), cols["event_id"], cols["user_id"], cols["ts"])
 
 
 def oracle_auc(cfg: Config, ds: str, split: RankingSplit) -> dict[str, float]:
@@ -53,37 +112,187 @@ def oracle_auc(cfg: Config, ds: str, split: RankingSplit) -> dict[str, float]:
     if known.sum() < len(probs):
         raise ValueError(f"oracle/exposures/ds={ds} lacks {int((~known).sum())} of the eval exposures")
     m = metrics.ranking_metrics(split.labels, probs)
-    return {"oracle_auc": m["auc"], "oracle_logloss": m["logloss"]}
+    return {
+        "oracle_auc": m["auc"],
+        "oracle_logloss": m["logloss"],
+        "oracle_gauc": metrics.gauc(split.labels, probs, split.user_ids)["gauc"],
+    }
 
 
 def evaluate_model(model: keras.Model, split: RankingSplit, batch_size: int = 4096) -> dict[str, float]:
-    """AUC, logloss and calibration of a click model on a split."""
-    probs = np.asarray(model.predict(split.features, batch_size=batch_size, verbose=0)).reshape(-1)
-    return metrics.ranking_metrics(split.labels, probs)
+    """AUC, logloss, calibration, GAUC over users and the per-slice metrics of a click model on a split."""
+    features = {name: split.features[name] for name in (f["name"] for f in model.features)}
+    probs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0)).reshape(-1)
+    slices = {name: split.features[column] for name, column in SLICES.items()}
+    return metrics.ranking_report(split.labels, probs, groups=split.user_ids, slices=slices, value_names=VALUE_NAMES)
 
 
-def build_wide_deep(cfg: Config, specs: tuple[contracts.FeatureSpec, ...]) -> WideDeep:
-    """A Wide&Deep model for the feature contract and the configured hyperparameters."""
-    c = cfg.wide_deep
-    return WideDeep(
-        features=[{"name": f.name, "kind": f.kind, "vocab_size": f.vocab_size} for f in specs],
-        crosses=[list(pair) for pair in contracts.WIDE_CROSSES],
-        cross_bins=c.cross_bins,
-        embedding_dim=c.embedding_dim,
-        hidden_units=c.hidden_units,
-        dropout=c.dropout,
-    )
-
-
-def fit_wide_deep(cfg: Config, ds: str) -> tuple[WideDeep, dict[str, list[float]]]:
-    """Train Wide&Deep on the train split of the day's ranking samples."""
-    c = cfg.wide_deep
-    keras.utils.set_random_seed(c.seed)
-    train = load_split(cfg, ds, "train")
-    model = build_wide_deep(cfg, feature_specs(cfg, ds))
+def _compile_fit(model: keras.Model, cfg: Config, split: RankingSplit, epochs: int) -> dict[str, list[float]]:
+    c = cfg.ranking
     model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss=keras.losses.BinaryCrossentropy())
-    timer = EpochTimer(len(train.labels))
+    timer = EpochTimer(len(split.labels))
     history = model.fit(
-        train.features, train.labels, batch_size=c.batch_size, epochs=c.epochs, shuffle=True, verbose=2, callbacks=[timer]
+        split.features, split.labels, batch_size=c.batch_size, epochs=epochs, shuffle=True, verbose=2, callbacks=[timer]
     )
-    return model, history.history
+    return history.history
+
+
+def _fit_fnn(cfg: Config, specs: list[dict], train: RankingSplit, eval_split: RankingSplit) -> Fitted:
+    c = cfg.ranking
+    common = _common(cfg, specs)
+    fm = FactorizationMachine(**{k: v for k, v in common.items() if k != "dropout"})
+    fm.set_numeric_stats(train.features)
+    fm_history = _compile_fit(fm, cfg, train, cfg.fnn.fm_epochs)
+    fm_metrics = {
+        f"fm_{k}": v
+        for k, v in metrics.ranking_metrics(
+            eval_split.labels, fm.predict(eval_split.features, batch_size=4096, verbose=0)
+        ).items()
+    }
+    model = FNN(**common, hidden_units=c.hidden_units)
+    model.init_from_fm(fm)
+    history = _compile_fit(model, cfg, train, c.epochs)
+    history.update({f"fm_{k}": v for k, v in fm_history.items()})
+    return Fitted(model, history, {k: v for k, v in fm_metrics.items() if k in ("fm_auc", "fm_logloss")})
+
+
+def _fit_xgb_wide_deep(cfg: Config, specs: list[dict], train: RankingSplit, eval_split: RankingSplit) -> Fitted:
+    from training import xgb
+
+    c, x = cfg.ranking, cfg.xgb_wide_deep
+    names = xgb.gbdt_features(specs)
+    booster, gbdt_metrics = xgb.fit_gbdt(
+        xgb.feature_matrix(train.features, names),
+        train.labels,
+        feature_names=names,
+        n_trees=x.n_trees,
+        max_depth=x.max_depth,
+        learning_rate=x.learning_rate,
+        seed=c.seed,
+        eval_set=(xgb.feature_matrix(eval_split.features, names), eval_split.labels),
+    )
+    trees = xgb.tree_arrays(booster)
+    model = XGBWideDeep(
+        **_common(cfg, specs),
+        crosses=[list(pair) for pair in contracts.WIDE_CROSSES],
+        cross_bins=cfg.wide_deep.cross_bins,
+        hidden_units=c.hidden_units,
+        gbdt_features=names,
+        n_trees=trees["left"].shape[0],
+        max_nodes=trees["left"].shape[1],
+        depth=int(trees["depth"]),
+        max_leaves=int(trees["n_leaves"].max()),
+        leaves_to_deep=x.leaves_to_deep,
+    )
+    model(model.example_inputs())
+    model.set_trees(trees)
+    model.set_numeric_stats(train.features)
+    return Fitted(model, _compile_fit(model, cfg, train, c.epochs), gbdt_metrics, side_models={"gbdt": booster})
+
+
+def _fit_cnn_dnn(cfg: Config, ds: str, specs: list[dict], train: RankingSplit) -> Fitted:
+    from training import images
+
+    c, n = cfg.ranking, cfg.cnn_dnn
+    table, image_metrics = images.item_image_embeddings(
+        cfg.lake_root,
+        ds,
+        backbone=n.backbone,
+        weights_path=n.backbone_weights,
+        embedding_dim=n.image_embedding_dim,
+        epochs=n.pretrain_epochs,
+        seed=c.seed,
+    )
+    model = CNNDNN(**_common(cfg, specs), hidden_units=c.hidden_units, n_items=table.shape[0], image_dim=table.shape[1])
+    model(model.example_inputs())
+    model.set_image_embeddings(table)
+    model.set_numeric_stats(train.features)
+    return Fitted(model, _compile_fit(model, cfg, train, c.epochs), image_metrics, tags={"cnn_backbone": n.backbone})
+
+
+def _common(cfg: Config, specs: list[dict]) -> dict:
+    """The constructor arguments every ranking model takes from the ``ranking`` section."""
+    c = cfg.ranking
+    return {
+        "features": specs,
+        "embedding_dim": c.embedding_dim,
+        "oov_buckets": c.oov_buckets,
+        "embedding_l2": c.embedding_l2,
+        "dropout": c.dropout,
+    }
+
+
+def build_model(key: str, cfg: Config, specs: list[dict], **overrides) -> ClickModel:
+    """A fresh model of one of the plain recipes (no pre-trained part) for the feature specs and the config
+    (``overrides`` replace constructor arguments)."""
+    common = {**_common(cfg, specs), **overrides}
+    wide = {"crosses": [list(pair) for pair in contracts.WIDE_CROSSES], "cross_bins": cfg.wide_deep.cross_bins}
+    hidden = cfg.ranking.hidden_units
+    if key == "wide_deep":
+        return WideDeep(**common, **wide, hidden_units=hidden)
+    if key == "pnn":
+        return PNN(**common, hidden_units=hidden, product=cfg.pnn.product)
+    if key == "deepfm":
+        return DeepFM(**common, hidden_units=hidden)
+    if key == "wide_resnet":
+        r = cfg.wide_resnet
+        return WideResNet(**common, **wide, width=r.width, blocks=r.blocks, batch_norm=r.batch_norm)
+    raise ValueError(f"{key!r} has its own recipe or is unknown; plain models are wide_deep, pnn, deepfm, wide_resnet")
+
+
+def incremental_start_ms(cfg: Config, ds: str) -> int:
+    """Start (epoch ms, UTC) of the newest ``ranking.incremental_days`` days before the eval day ``ds``."""
+    day = lake.parse_ds(ds) - dt.timedelta(days=cfg.ranking.incremental_days)
+    return int(dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def compatible(champion: ClickModel, specs: list[dict]) -> str | None:
+    """Why the champion cannot be warm-started on today's features, or None when it can (vocabularies may differ)."""
+    theirs = [(f["name"], f["kind"]) for f in champion.features]
+    ours = [(f["name"], f["kind"]) for f in specs]
+    if theirs != ours:
+        return f"its features differ from today's: {sorted(set(theirs) ^ set(ours))}"
+    return None
+
+
+def fit(
+    key: str,
+    cfg: Config,
+    ds: str,
+    train: RankingSplit,
+    eval_split: RankingSplit,
+    champion: ClickModel | None = None,
+    specs: list[dict] | None = None,
+) -> Fitted:
+    """Train ranking model ``key`` on ``train``; warm-start from ``champion`` (a loaded model) when given.
+
+    ``specs`` default to the day's feature contract (``feature_specs``).
+
+    A warm start keeps the champion's architecture, vocabularies and pre-trained parts (FM start, trees,
+    image table) and trains it on the newest ``ranking.incremental_days`` of ``train``; ids it never saw go
+    to its hashed out-of-vocabulary rows.
+    """
+    if key not in MODEL_CLASSES:
+        raise ValueError(f"unknown ranking model {key!r}; expected one of {sorted(MODEL_CLASSES)}")
+    keras.utils.set_random_seed(cfg.ranking.seed)
+    if champion is not None:
+        recent = train.since(incremental_start_ms(cfg, ds))
+        if len(recent.labels) == 0:
+            raise ValueError(
+                f"{contracts.RANKING_SAMPLES.name}/ds={ds}: no train rows in the newest {cfg.ranking.incremental_days} day(s)"
+            )
+        history = _compile_fit(champion, cfg, recent, cfg.ranking.epochs)
+        return Fitted(champion, history, {"train_examples": float(len(recent.labels))})
+    specs = specs or feature_specs(cfg, ds)
+    if key == "fnn":
+        fitted = _fit_fnn(cfg, specs, train, eval_split)
+    elif key == "xgb_wide_deep":
+        fitted = _fit_xgb_wide_deep(cfg, specs, train, eval_split)
+    elif key == "cnn_dnn":
+        fitted = _fit_cnn_dnn(cfg, ds, specs, train)
+    else:
+        model = build_model(key, cfg, specs)
+        model.set_numeric_stats(train.features)
+        fitted = Fitted(model, _compile_fit(model, cfg, train, cfg.ranking.epochs))
+    fitted.metrics["train_examples"] = float(len(train.labels))
+    return fitted

@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -24,10 +25,11 @@ from mlflow.models import infer_signature
 from recpipe import lake, tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
-from training import compute, export, ranking, recall, towers
+from training import baseline, compute, export, ranking, recall, towers
 from training.artifacts import load_item_vectors, log_item_vectors, log_query_vectors
 
 log = logging.getLogger(__name__)
+GBDT_ARTIFACT = "gbdt"  # XGBoost+Wide&Deep: the booster as XGBoost JSON
 PIP_REQUIREMENTS = [f"keras=={keras.__version__}", f"tensorflow-cpu=={tf.__version__}"]
 
 
@@ -129,27 +131,63 @@ def train_two_tower(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, f
     return _train_recall(cfg, "two_tower", ds, run_id, lambda: towers.fit_two_tower(cfg, ds, pretrained), _tower_vectors)
 
 
-def train_wide_deep(cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
-    start = time.perf_counter()
-    model, history = ranking.fit_wide_deep(cfg, ds)
-    seconds = time.perf_counter() - start
-    _log_history(history)
+def _warm_start_champion(cfg: Config, key: str, ds: str):
+    """The champion to warm-start from with ``ranking.incremental``, or None (tagged with the reason)."""
+    if not cfg.ranking.incremental:
+        return None
+    champion = tracking.alias_version(cfg, tracking.model_name(cfg, key), tracking.CHAMPION)
+    if champion is None:
+        mlflow.set_tag("warm_start", "none: no champion yet")
+        return None
+    model = mlflow.keras.load_model(f"models:/{champion.name}/{champion.version}")
+    reason = ranking.compatible(model, ranking.feature_specs(cfg, ds))
+    if reason is not None:
+        mlflow.set_tag("warm_start", f"none: champion v{champion.version} {reason}"[:5000])
+        return None
+    mlflow.set_tag("warm_start", f"champion v{champion.version}")
+    if key == "xgb_wide_deep":  # the warm-started model keeps the champion's trees: log that booster again
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=GBDT_ARTIFACT, dst_path=tmp)
+            mlflow.log_artifacts(path, artifact_path=GBDT_ARTIFACT)
+    return model
+
+
+def train_ranking(key: str, cfg: Config, ds: str, run_id: str) -> tuple[int, dict[str, float]]:
+    """Fit ranking model ``key`` (from scratch, or warm from its champion), evaluate it beside the LR baseline
+    and the oracle, register it; side models (the GBDT) are logged in their own format."""
+    train_split = ranking.load_split(cfg, ds, "train")
     eval_split = ranking.load_split(cfg, ds, "eval")
+    champion = _warm_start_champion(cfg, key, ds)
+    start = time.perf_counter()
+    fitted = ranking.fit(key, cfg, ds, train_split, eval_split, champion)
+    seconds = time.perf_counter() - start
+    _log_history(fitted.history)
+    mlflow.set_tags(fitted.tags)
+    for name, booster in fitted.side_models.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            booster.save_model(f"{tmp}/model.json")
+            mlflow.log_artifact(f"{tmp}/model.json", artifact_path=name)
     metrics = {
-        **ranking.evaluate_model(model, eval_split),
+        **ranking.evaluate_model(fitted.model, eval_split),
         **ranking.oracle_auc(cfg, ds, eval_split),
+        **fitted.metrics,
         "eval_examples": float(len(eval_split.labels)),
         "train_seconds": seconds,
     }
-    sample = {name: values[:4] for name, values in eval_split.features.items()}
-    return _register(cfg, "wide_deep", model, sample, ds, run_id), metrics
+    if cfg.ranking.lr_baseline:
+        specs = ranking.feature_specs(cfg, ds)
+        metrics.update(
+            baseline.baseline_metrics(specs, train_split.features, train_split.labels, eval_split.features, eval_split.labels)
+        )
+    sample = {f["name"]: eval_split.features[f["name"]][:4] for f in fitted.model.features}
+    return _register(cfg, key, fitted.model, sample, ds, run_id), metrics
 
 
 TRAINERS = {
     "item2vec": train_item2vec,
     "youtube_dnn": train_youtube_dnn,
     "two_tower": train_two_tower,
-    "wide_deep": train_wide_deep,
+    **{key: functools.partial(train_ranking, key) for key in ranking.MODEL_CLASSES},
 }
 
 

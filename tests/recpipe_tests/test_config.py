@@ -10,8 +10,8 @@ def test_embedded_config_loads_and_expands_recpipe_home(monkeypatch, tmp_path):
     cfg = load_config(DEFAULT_CONFIG)
     assert cfg.lake_root == f"{tmp_path}/var/lake"
     assert cfg.mlflow_tracking_uri == f"sqlite:///{tmp_path}/var/mlflow/mlflow.db"
-    assert cfg.wide_deep.hidden_units == (64, 32)
-    assert cfg.flat()["wide_deep.hidden_units"] == [64, 32]
+    assert cfg.ranking.hidden_units == (64, 32) and cfg.wide_deep.cross_bins == 1024
+    assert cfg.flat()["ranking.hidden_units"] == [64, 32]
 
 
 def test_unknown_key_is_an_error_naming_it(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from recpipe.config import ComputeConfig
-from tests.training_tests.test_models import _ranking_batch, _wide_deep
+from tests.training_tests import ranking_models
 from tests.training_tests.test_retrieval_models import _batch, _two_tower, _user_inputs, _youtube
 from training import compute
 from training.models.item2vec import Item2Vec
@@ -55,10 +55,13 @@ def test_every_model_trains_under_mixed_precision_with_float32_outputs(precision
         # An all-padding history attends to nothing: zeros, not NaN from -inf - -inf in float16.
         empty = {**_user_inputs(x), "history": np.full((32, 5), -1, np.int32)}
         assert np.isfinite(_two_tower().user_vectors(empty)).all()
-        ranking, specs = _wide_deep()
-        rx, ry = _ranking_batch(specs, n=32)
-        ranking.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy())
-        assert np.isfinite(ranking.fit(rx, ry, epochs=1, verbose=0).history["loss"]).all()
+        rx, ry = ranking_models.batch(32)
+        for variant in ranking_models.VARIANTS:
+            ranking = ranking_models.make(variant)
+            ranking.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy())
+            assert np.isfinite(ranking.fit(rx, ry, epochs=1, verbose=0).history["loss"]).all(), variant
+            probs = ranking.predict(rx, verbose=0)
+            assert probs.dtype == np.float32 and ((probs > 0) & (probs < 1)).all(), variant
         item2vec = Item2Vec(n_items=20, embedding_dim=4)
         item2vec.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
         pairs = {"target": np.array([1, 2, 3, 4]), "context": np.array([2, 1, 9, 7])}

@@ -11,11 +11,11 @@ import pytest
 import tensorflow as tf
 
 from recpipe import contracts, tracking
+from tests.training_tests import ranking_models
 from training import recall
 from training.export import MANIFEST, export_serving, load_serving, log_serving, read_manifest
 from training.models.item2vec import Item2Vec, Item2VecCBOW
 from training.models.two_tower import TwoTower
-from training.models.wide_deep import WideDeep
 from training.models.youtube_dnn import USER_FIELDS, YouTubeDNN
 
 N_ITEMS, N_CITIES, N_CATEGORIES, DIM = 30, 10, 6, 8
@@ -62,23 +62,10 @@ def _item2vec():
     return model
 
 
-def _wide_deep():
-    specs = contracts.ranking_features(n_items=N_ITEMS)
-    model = WideDeep(
-        features=[{"name": f.name, "kind": f.kind, "vocab_size": f.vocab_size} for f in specs],
-        crosses=[list(c) for c in contracts.WIDE_CROSSES],
-        cross_bins=64,
-        embedding_dim=4,
-        hidden_units=[8],
-        dropout=0.5,
-    )
-    rng = np.random.default_rng(0)
-    x = {
-        f.name: rng.integers(0, f.vocab_size, 5).astype(np.int32) if f.kind == "categorical" else rng.random(5).astype(np.float32)
-        for f in specs
-    }
-    x["item_id"] = np.array([5, 10_000, -3, 29, 0], np.int32)  # unseen ids go to the OOV bucket in both paths
-    model(x)  # build
+def _ranking(variant="wide_deep"):
+    model = ranking_models.make(variant)
+    x, _ = ranking_models.batch(5)
+    x["item_id"] = np.array([5, 10_000, -3, 29, 0], np.int32)  # unseen ids go to the OOV buckets in both paths
     return model, x
 
 
@@ -202,10 +189,12 @@ def test_item2vec_cbow_exports_its_input_table(tmp_path):
     np.testing.assert_allclose(users, recall.user_vectors(model.item_vectors(), clicks), rtol=RTOL, atol=ATOL)
 
 
-def test_wide_deep_predict_ctr_matches_the_in_memory_probabilities(tmp_path):
-    model, x = _wide_deep()
-    manifest = export_serving("wide_deep", model, tmp_path / "serving")
-    _check_manifest(manifest, tmp_path / "serving", "wide_deep", ["predict_ctr"])
+@pytest.mark.parametrize("variant", [v for v in ranking_models.VARIANTS if v != "fm"])
+def test_every_ranking_model_predict_ctr_matches_the_in_memory_probabilities(variant, tmp_path):
+    model, x = _ranking(variant)
+    key = {"pnn_outer": "pnn", "wide_resnet_no_bn": "wide_resnet"}.get(variant, variant)
+    manifest = export_serving(key, model, tmp_path / "serving")
+    _check_manifest(manifest, tmp_path / "serving", key, ["predict_ctr"])
     inputs, outputs = _manifest_io(manifest, "predict_ctr")
     specs = contracts.ranking_features(n_items=N_ITEMS)
     assert inputs == {f.name: ("int32" if f.kind == "categorical" else "float32", [None]) for f in specs}
@@ -218,9 +207,9 @@ def test_wide_deep_predict_ctr_matches_the_in_memory_probabilities(tmp_path):
 def test_bad_arguments_say_what_was_received_and_expected(tmp_path):
     model = _item2vec()
     with pytest.raises(
-        ValueError, match=r"expected one of \['item2vec', 'two_tower', 'wide_deep', 'youtube_dnn'\]. Received: model_key='fnn'"
+        ValueError, match=r"expected one of \['cnn_dnn', 'deepfm', 'fnn', .*, 'youtube_dnn'\]. Received: model_key='fm'"
     ):
-        export_serving("fnn", model, tmp_path / "a")
+        export_serving("fm", model, tmp_path / "a")
     with pytest.raises(ValueError, match=r"should be an instance of YouTubeDNN for model_key='youtube_dnn'. Received: Item2Vec$"):
         export_serving("youtube_dnn", model, tmp_path / "b")
     with pytest.raises(
@@ -263,7 +252,7 @@ def test_mixed_precision_models_export_float32_signatures(tmp_path):
     previous = keras.config.dtype_policy().name
     keras.config.set_dtype_policy("mixed_float16")  # as training.compute sets it on a GPU
     try:
-        model, x = _wide_deep()
+        model, x = _ranking("xgb_wide_deep")
         tower = _youtube_dnn()
     finally:
         keras.config.set_dtype_policy(previous)

@@ -11,25 +11,51 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="recpipe")
 class CategoricalEmbedding(keras.layers.Layer):
-    """Embeds integer ids in ``[0, vocab_size)``; ids outside that range share one extra OOV row."""
+    """Embeds integer ids in ``[0, vocab_size)``; any other id goes to one of ``oov_buckets`` extra rows.
 
-    def __init__(self, vocab_size: int, output_dim: int, **kwargs) -> None:
+    An out-of-vocabulary id ``i`` takes row ``vocab_size + (i mod oov_buckets)``: ids newer than the model
+    (new items, a new city) share a few learned rows instead of failing, and consecutive new ids spread
+    over all buckets. ``oov_buckets=1`` is one shared unknown row.
+
+    ``l2`` adds ``l2 * mean over the batch of the squared norm of the looked-up rows`` to the loss: the
+    rows a batch uses, not the whole table (whose dense gradient would touch every row of a large
+    vocabulary at every step).
+    """
+
+    def __init__(self, vocab_size: int, output_dim: int, oov_buckets: int = 1, l2: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
-        if vocab_size <= 0 or output_dim <= 0:
+        if vocab_size <= 0 or output_dim <= 0 or oov_buckets <= 0:
             raise ValueError(
-                f"`vocab_size` and `output_dim` should be positive. Received: vocab_size={vocab_size}, output_dim={output_dim}"
+                "`vocab_size`, `output_dim` and `oov_buckets` should be positive. "
+                f"Received: vocab_size={vocab_size}, output_dim={output_dim}, oov_buckets={oov_buckets}"
             )
         self.vocab_size = vocab_size
         self.output_dim = output_dim
-        self.embedding = keras.layers.Embedding(vocab_size + 1, output_dim, name="embedding")
+        if l2 < 0:
+            raise ValueError(f"`l2` should be non-negative. Received: l2={l2}")
+        self.oov_buckets = oov_buckets
+        self.l2 = l2
+        self.embedding = keras.layers.Embedding(vocab_size + oov_buckets, output_dim, name="embedding")
+
+    def build(self, input_shape=None) -> None:
+        self.embedding.build(input_shape)
 
     def call(self, ids):
         ids = ops.cast(ids, "int32")
         in_vocab = ops.logical_and(ids >= 0, ids < self.vocab_size)
-        return self.embedding(ops.where(in_vocab, ids, self.vocab_size))
+        rows = self.embedding(ops.where(in_vocab, ids, self.vocab_size + ops.mod(ids, self.oov_buckets)))
+        if self.l2:
+            self.add_loss(self.l2 * ops.mean(ops.sum(ops.square(ops.cast(rows, "float32")), axis=-1)))
+        return rows
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "vocab_size": self.vocab_size, "output_dim": self.output_dim}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "output_dim": self.output_dim,
+            "oov_buckets": self.oov_buckets,
+            "l2": self.l2,
+        }
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
