@@ -31,7 +31,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: install check-java demo test lint bench-etl repro-movielens airflow-init airflow-ui mlflow-ui constraints clean
+.PHONY: install check-java demo test lint bench-etl repro-movielens repro-frappe airflow-init airflow-ui mlflow-ui constraints clean
 
 install: $(STAMP)
 
@@ -73,6 +73,13 @@ bench-etl: $(STAMP)
 repro-movielens: $(STAMP)
 	@test -n "$(ML1M)" || { echo "usage: make repro-movielens ML1M=/path/to/ml-1m (the folder holding ratings.dat, users.dat, movies.dat)" >&2; exit 2; }
 	$(BIN)/python benchmarks/movielens_repro.py --src "$(ML1M)" --out var/bench/movielens-repro.md $(REPRO_ARGS)
+
+# Frappe CTR reproduction (BARS frappe_x1: DeepFM, Wide&Deep, IPNN, DNN and LR, test AUC beside the published figures):
+# make repro-frappe FRAPPE=/path/to/frappe (8 min on 2 cores for Frappe-sized generated data; early stopping decides the epochs).
+# REPRO_ARGS adds options, e.g. REPRO_ARGS="--models deepfm,lr --seed 1".
+repro-frappe: $(STAMP)
+	@test -n "$(FRAPPE)" || { echo "usage: make repro-frappe FRAPPE=/path/to/frappe (the folder holding frappe.csv and meta.csv)" >&2; exit 2; }
+	$(BIN)/python benchmarks/frappe_repro.py --src "$(FRAPPE)" --out var/bench/frappe-repro.md $(REPRO_ARGS)
 
 airflow-ui: $(STAMP) airflow-init
 	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT); the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
