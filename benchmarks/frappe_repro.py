@@ -46,12 +46,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,8 +60,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
+from benchmarks.repro import model_list, run_and_report
 from recpipe import contracts, lake
-from recpipe.adapters.common import InputError
 from recpipe.adapters.frappe import import_frappe
 from training import baseline, data, metrics
 from training.models.deepfm import DeepFM
@@ -332,14 +330,6 @@ def run(root: str, args: argparse.Namespace, source: str) -> tuple[dict[str, dic
     return results, s | {f"vocab_{f}": v[f] for f in FIELDS}, report(results, header)
 
 
-def _models(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODELS]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(MODELS)}, received {text!r}")
-    return list(dict.fromkeys(names))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="frappe_repro.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -355,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's initial learning rate")
     parser.add_argument("--dropout", type=float, help="MLP dropout of every deep model (default: each published run's)")
     parser.add_argument("--embedding-l2", type=float, default=0.0, help="L2 penalty on the embedding rows each batch looks up")
-    parser.add_argument("--models", type=_models, default=list(MODELS), help=f"comma-separated, default {','.join(MODELS)}")
+    parser.add_argument(
+        "--models", type=model_list(MODELS), default=list(MODELS), help=f"comma-separated, default {','.join(MODELS)}"
+    )
     parser.add_argument("--seed", type=int, default=2021, help="negatives, split, initialisation and shuffling")
     parser.add_argument("--out", type=Path, help="write the results here: the table (Markdown), or results and table (.json)")
     return parser
@@ -373,35 +365,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.embedding_l2 < 0:
         parser.error(f"expected --embedding-l2 >= 0, received {args.embedding_l2}")
-    try:
-        if args.src is not None:
-            with tempfile.TemporaryDirectory(prefix="frappe-repro-lake-") as root:
-                print(import_frappe(args.src, root, start=START).describe(), flush=True)
-                results, summary, table = run(root, args, f"imported from {args.src}")
-        else:
-            results, summary, table = run(args.lake, args, f"lake {args.lake}")
-    except (InputError, ValueError, lake.LakeError) as exc:
-        print(f"frappe_repro: error: {exc}", file=sys.stderr)
-        return 2
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.out.suffix == ".json":
-            protocol = {
-                "fields": FIELDS,
-                "negatives_per_positive": NEGATIVES,
-                "split": "7:2:1",
-                "embedding_dim": EMBEDDING_DIM,
-                "hidden_units": HIDDEN_UNITS,
-            }
-            payload = {"protocol": protocol, "args": {**vars(args), "src": args.src and str(args.src), "out": str(args.out)}}
-            published = {k: {"auc": a, "logloss": ll} for k, (a, ll) in PUBLISHED.items()}
-            payload |= {"data": summary, "published": published, "results": results, "table": table}
-            args.out.write_text(json.dumps(payload, indent=1))
-        else:
-            args.out.write_text(table)
-        print(f"wrote {args.out}")
-    return 0
+    protocol = {
+        "fields": FIELDS,
+        "negatives_per_positive": NEGATIVES,
+        "split": "7:2:1",
+        "embedding_dim": EMBEDDING_DIM,
+        "hidden_units": HIDDEN_UNITS,
+    }
+    published = {k: {"auc": a, "logloss": ll} for k, (a, ll) in PUBLISHED.items()}
+    importer = lambda src, root: import_frappe(src, root, start=START)  # noqa: E731
+    return run_and_report("frappe_repro", args, importer, run, {"protocol": protocol, "published": published})
 
 
 if __name__ == "__main__":

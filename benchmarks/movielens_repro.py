@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,8 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
+from benchmarks.repro import model_list, run_and_report
 from recpipe import contracts, lake
-from recpipe.adapters.common import InputError, ds_of_ms
+from recpipe.adapters.common import ds_of_ms
 from recpipe.adapters.movielens import import_movielens
 from training import data, metrics
 from training.models.two_tower import TwoTower
@@ -329,14 +328,6 @@ def run(root: str, args: argparse.Namespace, source: str) -> tuple[dict[str, dic
     return results, s, report(results, header)
 
 
-def _models(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODELS]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(MODELS)}, received {text!r}")
-    return list(dict.fromkeys(names))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movielens_repro.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -349,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=512, help="also the number of in-batch negatives of DSSM, plus one")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
-    parser.add_argument("--models", type=_models, default=list(MODELS), help=f"comma-separated, default {','.join(MODELS)}")
+    parser.add_argument(
+        "--models", type=model_list(MODELS), default=list(MODELS), help=f"comma-separated, default {','.join(MODELS)}"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, help="write the results here: the table (Markdown), or results and table (.json)")
     return parser
@@ -363,28 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "expected --epochs >= 1, --batch-size >= 2 and --learning-rate > 0; "
             f"received --epochs {args.epochs} --batch-size {args.batch_size} --learning-rate {args.learning_rate}"
         )
-    try:
-        if args.src is not None:
-            with tempfile.TemporaryDirectory(prefix="movielens-repro-lake-") as root:
-                print(import_movielens(args.src, root).describe(), flush=True)
-                results, summary, table = run(root, args, f"imported from {args.src}")
-        else:
-            results, summary, table = run(args.lake, args, f"lake {args.lake}")
-    except (InputError, ValueError, lake.LakeError) as exc:
-        print(f"movielens_repro: error: {exc}", file=sys.stderr)
-        return 2
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.out.suffix == ".json":
-            protocol = {"k": K, "max_history": MAX_HISTORY, "embedding_dim": EMBEDDING_DIM, "interaction": INTERACTION}
-            payload = {"protocol": protocol, "args": {**vars(args), "src": args.src and str(args.src), "out": str(args.out)}}
-            payload |= {"data": summary, "published_hr_at_50": PUBLISHED, "results": results, "table": table}
-            args.out.write_text(json.dumps(payload, indent=1))
-        else:
-            args.out.write_text(table)
-        print(f"wrote {args.out}")
-    return 0
+    protocol = {"k": K, "max_history": MAX_HISTORY, "embedding_dim": EMBEDDING_DIM, "interaction": INTERACTION}
+    return run_and_report("movielens_repro", args, import_movielens, run, {"protocol": protocol, "published_hr_at_50": PUBLISHED})
 
 
 if __name__ == "__main__":

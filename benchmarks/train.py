@@ -108,13 +108,13 @@ def _item2vec_cbow(cfg: Config, rows: int, n_items: int, rng: np.random.Generato
     return model, {"target": _ids(rng, n_items, rows), "context": context}, None
 
 
-def _ranking_inputs(specs, rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    def column(f: contracts.FeatureSpec) -> np.ndarray:
-        if f.kind == "categorical":
-            return rng.integers(0, f.vocab_size, rows).astype(np.int32)
-        return rng.random(rows).astype(np.float32)
+def _ranking_inputs(specs: list[dict], rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def column(f: dict) -> np.ndarray:
+        if f["kind"] == "categorical":
+            return rng.integers(0, f["vocab_size"], rows).astype(np.int32)
+        return rng.integers(0, 30, rows).astype(np.float32)  # counts
 
-    return {f.name: column(f) for f in specs}
+    return {f["name"]: column(f) for f in specs}
 
 
 def _ranking(key: str, **overrides) -> Callable:

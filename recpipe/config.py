@@ -169,7 +169,7 @@ class RankingConfig:
     embedding_dim: int = 8
     hidden_units: tuple[int, ...] = (64, 32)
     dropout: float = 0.1
-    epochs: int = 2
+    epochs: int = 3
     batch_size: int = 512
     learning_rate: float = 0.002
     # Hashed out-of-vocabulary rows per categorical feature: ids newer than the model share them.

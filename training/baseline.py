@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from recpipe import contracts, lake
 from training import metrics
 
 _KINDS = ("categorical", "numeric")
@@ -122,3 +124,47 @@ def baseline_metrics(
     probs = logistic_regression(features, train, train_labels, eval, **kwargs)
     m = metrics.ranking_metrics(eval_labels, probs)
     return {"lr_auc": m["auc"], "lr_logloss": m["logloss"]}
+
+
+# One LR baseline per night, shared by every ranking model's run: the first run fits it and writes it
+# here; the others read it back while the ranking samples are the same files (a rerun of the Spark job
+# writes new part files, so a stale baseline is never reused).
+BASELINE_DATASET = "reports/ranking_baseline"
+BASELINE_FILE = "baseline.json"
+
+
+def _samples_fingerprint(lake_root: str, ds: str) -> list[list]:
+    """The ranking samples partition's files as (name, size) pairs: new part names on every write."""
+    from pyarrow import fs
+
+    filesys, path = lake.filesystem(lake.partition_uri(lake_root, contracts.RANKING_SAMPLES, ds))
+    infos = filesys.get_file_info(fs.FileSelector(path, recursive=True))
+    return sorted([info.path.rsplit("/", 1)[-1], info.size] for info in infos if info.type == fs.FileType.File)
+
+
+def shared_baseline_metrics(
+    lake_root: str,
+    ds: str,
+    features: Sequence[dict],
+    train: dict[str, np.ndarray],
+    train_labels: np.ndarray,
+    eval: dict[str, np.ndarray],
+    eval_labels: np.ndarray,
+) -> tuple[dict[str, float], bool]:
+    """``baseline_metrics`` of day ``ds``'s ranking samples, fitted once per version of those samples.
+
+    Returns the metrics and whether they were read back (True) rather than fitted by this call.
+    """
+    fingerprint = {"samples": _samples_fingerprint(lake_root, ds), "features": [f["name"] for f in features]}
+    uri = lake.partition_uri(lake_root, BASELINE_DATASET, ds)
+    filesys, path = lake.filesystem(uri)
+    try:
+        with filesys.open_input_stream(f"{path}/{BASELINE_FILE}") as stream:
+            stored = json.loads(stream.read().decode("utf-8"))
+        if stored.get("fingerprint") == fingerprint:
+            return {k: float(v) for k, v in stored["metrics"].items()}, True
+    except (OSError, ValueError, KeyError):  # none yet (pyarrow raises OSError), or unreadable: fit it again
+        pass
+    metrics = baseline_metrics(features, train, train_labels, eval, eval_labels)
+    lake.write_text(uri, BASELINE_FILE, json.dumps({"fingerprint": fingerprint, "metrics": metrics}, sort_keys=True))
+    return metrics, False

@@ -174,11 +174,13 @@ def train_ranking(key: str, cfg: Config, ds: str, run_id: str) -> tuple[int, dic
         "eval_examples": float(len(eval_split.labels)),
         "train_seconds": seconds,
     }
-    if cfg.ranking.lr_baseline:
+    if cfg.ranking.lr_baseline:  # fitted by the night's first ranking run, read back by the others
         specs = ranking.feature_specs(cfg, ds)
-        metrics.update(
-            baseline.baseline_metrics(specs, train_split.features, train_split.labels, eval_split.features, eval_split.labels)
+        lr, reused = baseline.shared_baseline_metrics(
+            cfg.lake_root, ds, specs, train_split.features, train_split.labels, eval_split.features, eval_split.labels
         )
+        metrics.update(lr)
+        mlflow.set_tag("lr_baseline", "read back" if reused else "fitted")
     sample = {f["name"]: eval_split.features[f["name"]][:4] for f in fitted.model.features}
     return _register(cfg, key, fitted.model, sample, ds, run_id), metrics
 

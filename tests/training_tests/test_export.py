@@ -260,7 +260,8 @@ def test_mixed_precision_models_export_float32_signatures(tmp_path):
     assert manifest["signatures"]["predict_ctr"]["outputs"]["click_probability"]["dtype"] == "float32"
     probs = load_serving(tmp_path / "wide_deep")["predict_ctr"](x)["click_probability"]
     assert probs.dtype == np.float32
-    np.testing.assert_allclose(probs, model.predict(x, verbose=0).astype(np.float32), rtol=RTOL, atol=ATOL)
+    # float16 inside: the SavedModel's graph may round an intermediate differently from Keras's predict.
+    np.testing.assert_allclose(probs, model.predict(x, verbose=0).astype(np.float32), rtol=1e-3, atol=1e-4)
     export_serving("youtube_dnn", tower, tmp_path / "youtube_dnn")
     users = load_serving(tmp_path / "youtube_dnn")["user_vectors"](TOWER_INPUTS)["user_vector"]
     np.testing.assert_allclose(users, tower.user_vectors(TOWER_INPUTS), rtol=RTOL, atol=ATOL)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -155,3 +157,28 @@ def test_lr_baseline_names_missing_features():
         logistic_regression(FEATURES, {"price": train["price"], "noise": train["noise"]}, train_labels, train)
     with pytest.raises(ValueError, match="one train label per train row, received 3 labels for 50 rows"):
         logistic_regression(FEATURES, train, train_labels[:3], train)
+
+
+def test_the_nights_lr_baseline_is_fitted_once_per_version_of_the_samples(tmp_path, monkeypatch):
+    from recpipe import contracts, lake
+    from training import baseline
+
+    root, ds = str(tmp_path), "2026-11-04"
+    part = Path(lake.local_path(lake.partition_uri(root, contracts.RANKING_SAMPLES, ds)))
+    part.mkdir(parents=True)
+    (part / "part-00000-a.parquet").write_bytes(b"x" * 10)
+    train, train_labels = _clicks(500, seed=1)
+    eval_, eval_labels = _clicks(300, seed=2)
+    args = (root, ds, FEATURES, train, train_labels, eval_, eval_labels)
+    first, reused = baseline.shared_baseline_metrics(*args)
+    assert not reused and first == baseline_metrics(FEATURES, train, train_labels, eval_, eval_labels)
+
+    def refit(*_args, **_kwargs):
+        raise AssertionError("the stored baseline should have been read back")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(baseline, "baseline_metrics", refit)
+        assert baseline.shared_baseline_metrics(*args) == (first, True)
+    (part / "part-00000-a.parquet").unlink()  # the Spark job ran again: new part files
+    (part / "part-00000-b.parquet").write_bytes(b"x" * 10)
+    assert baseline.shared_baseline_metrics(*args) == (first, False)

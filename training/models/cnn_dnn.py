@@ -12,12 +12,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from training.layers.blocks import MLP
-from training.models.ctr import ClickModel
+from training.models.ctr import DeepClickModel
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
-class CNNDNN(ClickModel):
+class CNNDNN(DeepClickModel):
     """MLP(categorical embeddings, numeric values, image embedding of ``item_feature``).
 
     Args:
@@ -43,20 +42,16 @@ class CNNDNN(ClickModel):
         item_feature: str = "item_id",
         **kwargs,
     ) -> None:
-        super().__init__(features, embedding_dim, oov_buckets, **kwargs)
+        super().__init__(features, embedding_dim, hidden_units, dropout, oov_buckets, **kwargs)
         if n_items <= 0 or image_dim <= 0:
             raise ValueError(f"`n_items` and `image_dim` should be positive. Received: n_items={n_items}, image_dim={image_dim}")
         if item_feature not in {f["name"] for f in self.features}:
             raise ValueError(f"`item_feature` should name a feature. Received: item_feature={item_feature!r}")
-        self.hidden_units = list(hidden_units)
         self.n_items = n_items
         self.image_dim = image_dim
-        self.dropout = dropout
         self.item_feature = item_feature
         self.image_table = self.add_weight(shape=(n_items, image_dim), initializer="zeros", trainable=False, name="image_table")
         self.deep_embedding = self.categorical_embedding()
-        self.mlp = MLP(self.hidden_units, dropout, name="mlp")
-        self.out = keras.layers.Dense(1, name="logit")
 
     def set_image_embeddings(self, table: np.ndarray) -> None:
         """Set the per-item image embeddings: [n_items, image_dim], row i for item id i."""
@@ -73,14 +68,12 @@ class CNNDNN(ClickModel):
         known = ops.expand_dims(ops.cast(ops.logical_and(ids >= 0, ids < self.n_items), rows.dtype), -1)
         dense = self.dense_input(self.deep_embedding(inputs), inputs)
         deep = ops.concatenate([dense, ops.cast(rows * known, dense.dtype)], axis=-1)
-        return self.out(self.mlp(deep, training=training))
+        return self.head(deep, training=training)
 
     def get_config(self) -> dict:
         return {
             **super().get_config(),
-            "hidden_units": self.hidden_units,
             "n_items": self.n_items,
             "image_dim": self.image_dim,
-            "dropout": self.dropout,
             "item_feature": self.item_feature,
         }

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from training.layers.blocks import MLP
 from training.layers.ctr import FieldEmbedding, check_features, log_count, numeric_value
 
 
@@ -106,3 +107,38 @@ class ClickModel(keras.Model):
             "oov_buckets": self.oov_buckets,
             "embedding_l2": self.embedding_l2,
         }
+
+
+@keras.saving.register_keras_serializable(package="recpipe")
+class DeepClickModel(ClickModel):
+    """A ``ClickModel`` whose deep part ends in an MLP and a one-unit logit layer (``head``).
+
+    Args:
+        features: feature specs.
+        embedding_dim: size of every categorical feature's (or field's) embedding.
+        hidden_units: MLP layer sizes.
+        dropout: MLP dropout.
+        oov_buckets: out-of-vocabulary rows of each categorical feature.
+    """
+
+    def __init__(
+        self,
+        features: Sequence[dict],
+        embedding_dim: int,
+        hidden_units: Sequence[int],
+        dropout: float = 0.0,
+        oov_buckets: int = 1,
+        **kwargs,
+    ) -> None:
+        super().__init__(features, embedding_dim, oov_buckets, **kwargs)
+        self.hidden_units = list(hidden_units)
+        self.dropout = dropout
+        self.mlp = MLP(self.hidden_units, dropout, name="mlp")
+        self.mlp_logit = keras.layers.Dense(1, name="mlp_logit")
+
+    def head(self, x, training=None):
+        """The MLP's logit [B, 1] of its input [B, k]."""
+        return self.mlp_logit(self.mlp(x, training=training))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "hidden_units": self.hidden_units, "dropout": self.dropout}

@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
 from keras import ops
 
-from training.layers.blocks import MLP
 from training.layers.ctr import FieldEmbedding, numeric_value
-from training.models.ctr import ClickModel
+from training.models.ctr import DeepClickModel
 from training.models.fm import FactorizationMachine
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
-class FNN(ClickModel):
+class FNN(DeepClickModel):
     """Each categorical field is ``(w_i, v_i)``, the FM's linear weight and latent vector; their concatenation
     and the numeric features' values feed an MLP.
 
     Without ``init_from_fm`` the field vectors start random: the plain DNN of the published baselines.
 
-    Args:
-        features: feature specs.
-        embedding_dim: size of each field's latent vector (the FM's).
-        hidden_units: MLP layer sizes.
-        dropout: MLP dropout.
-        oov_buckets: out-of-vocabulary rows of each categorical feature.
+    Takes the arguments of ``DeepClickModel``; ``embedding_dim`` is the size of each field's latent vector
+    (the FM's).
     """
 
-    def __init__(
-        self,
-        features: Sequence[dict],
-        embedding_dim: int,
-        hidden_units: Sequence[int],
-        dropout: float = 0.0,
-        oov_buckets: int = 1,
-        **kwargs,
-    ) -> None:
-        super().__init__(features, embedding_dim, oov_buckets, **kwargs)
-        self.hidden_units = list(hidden_units)
-        self.dropout = dropout
-        self.weights_1 = FieldEmbedding(self.categorical, 1, oov_buckets, self.embedding_l2, name="field_weights")
-        self.fields = FieldEmbedding(self.categorical, embedding_dim, oov_buckets, self.embedding_l2, name="fields")
-        self.mlp = MLP(self.hidden_units, dropout, name="mlp")
-        self.out = keras.layers.Dense(1, name="logit")
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.weights_1 = FieldEmbedding(self.categorical, 1, self.oov_buckets, self.embedding_l2, name="field_weights")
+        self.fields = FieldEmbedding(self.categorical, self.embedding_dim, self.oov_buckets, self.embedding_l2, name="fields")
 
     def init_from_fm(self, fm: FactorizationMachine) -> None:
         """Copy a trained FM's linear weights and latent vectors into the field vectors (same features and sizes)."""
@@ -66,7 +47,4 @@ class FNN(ClickModel):
         z = ops.concatenate([self.weights_1(inputs), self.fields(inputs)], axis=-1)
         flat = [ops.reshape(z, (-1, len(self.categorical) * (self.embedding_dim + 1)))]
         flat += [ops.cast(numeric_value(inputs[name]), z.dtype) for name in self.numeric]
-        return self.out(self.mlp(ops.concatenate(flat, axis=-1), training=training))
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "hidden_units": self.hidden_units, "dropout": self.dropout}
+        return self.head(ops.concatenate(flat, axis=-1), training=training)

@@ -8,15 +8,14 @@ import keras
 import keras_rs
 from keras import ops
 
-from training.layers.blocks import MLP
 from training.layers.ctr import OuterProduct
-from training.models.ctr import ClickModel
+from training.models.ctr import DeepClickModel
 
 PRODUCTS = ("inner", "outer")
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
-class PNN(ClickModel):
+class PNN(DeepClickModel):
     """The product layer: ``z`` (the categorical field vectors, and the numeric values) beside ``p`` (every
     pair of categorical fields' inner product, or their sum-pooled outer product), then an MLP.
 
@@ -39,16 +38,12 @@ class PNN(ClickModel):
         oov_buckets: int = 1,
         **kwargs,
     ) -> None:
-        super().__init__(features, embedding_dim, oov_buckets, **kwargs)
+        super().__init__(features, embedding_dim, hidden_units, dropout, oov_buckets, **kwargs)
         if product not in PRODUCTS:
             raise ValueError(f"`product` should be one of {PRODUCTS}. Received: product={product!r}")
         self.product = product
-        self.hidden_units = list(hidden_units)
-        self.dropout = dropout
         self.fields = self.categorical_embedding("fields")
         self.products = keras_rs.layers.DotInteraction(name="inner") if product == "inner" else OuterProduct(name="outer")
-        self.mlp = MLP(self.hidden_units, dropout, name="mlp")
-        self.out = keras.layers.Dense(1, name="logit")
 
     def logit(self, inputs, raw, training=None):
         fields = self.fields(inputs)
@@ -57,7 +52,7 @@ class PNN(ClickModel):
         else:
             p = self.products(fields)
         z = self.dense_input(fields, inputs)
-        return self.out(self.mlp(ops.concatenate([z, ops.cast(p, z.dtype)], axis=-1), training=training))
+        return self.head(ops.concatenate([z, ops.cast(p, z.dtype)], axis=-1), training=training)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "hidden_units": self.hidden_units, "product": self.product, "dropout": self.dropout}
+        return {**super().get_config(), "product": self.product}

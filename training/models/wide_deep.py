@@ -6,13 +6,12 @@ from collections.abc import Sequence
 
 import keras
 
-from training.layers.blocks import MLP
 from training.layers.ctr import WideLinear
-from training.models.ctr import ClickModel
+from training.models.ctr import DeepClickModel
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
-class WideDeep(ClickModel):
+class WideDeep(DeepClickModel):
     """Click probability from a dict of feature tensors.
 
     Args:
@@ -36,15 +35,11 @@ class WideDeep(ClickModel):
         oov_buckets: int = 1,
         **kwargs,
     ) -> None:
-        super().__init__(features, embedding_dim, oov_buckets, **kwargs)
+        super().__init__(features, embedding_dim, hidden_units, dropout, oov_buckets, **kwargs)
         self.crosses = [list(c) for c in crosses]
         self.cross_bins = cross_bins
-        self.hidden_units = list(hidden_units)
-        self.dropout = dropout
         self.wide = WideLinear(self.features, self.crosses, cross_bins, oov_buckets, self.embedding_l2, name="wide")
         self.deep_embedding = self.categorical_embedding()
-        self.mlp = MLP(self.hidden_units, dropout, name="deep_mlp")
-        self.deep_out = keras.layers.Dense(1, name="deep_logit")
 
     def extra_inputs(self, raw) -> tuple[list, list]:
         """(wide logits [B, 1], deep inputs [B, k]) that subclasses add from the features as fed; none here."""
@@ -53,7 +48,7 @@ class WideDeep(ClickModel):
     def logit(self, inputs, raw, training=None):
         extra_wide, extra_deep = self.extra_inputs(raw)
         deep = keras.ops.concatenate([self.dense_input(self.deep_embedding(inputs), inputs), *extra_deep], axis=-1)
-        logit = self.wide(inputs) + self.deep_out(self.mlp(deep, training=training))
+        logit = self.wide(inputs) + self.head(deep, training=training)
         for term in extra_wide:
             logit = logit + term
         return logit
@@ -63,6 +58,4 @@ class WideDeep(ClickModel):
             **super().get_config(),
             "crosses": self.crosses,
             "cross_bins": self.cross_bins,
-            "hidden_units": self.hidden_units,
-            "dropout": self.dropout,
         }
