@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from airflow.models import DagBag
 
+from recpipe.tracking import RANKING_MODELS
+
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
@@ -33,7 +35,10 @@ def test_every_dag_has_tags_retries_and_one_active_run(dagbag):
 def test_nightly_retrain_shape(dagbag):
     dag = dagbag.dags["nightly_retrain"]
     tasks = {t.task_id: t for t in dag.tasks}
-    for model in ("item2vec", "wide_deep"):
+    ranking = ("fnn", "wide_deep", "xgb_wide_deep", "cnn_dnn", "pnn", "deepfm", "wide_resnet")
+    assert set(RANKING_MODELS) == set(ranking)
+    for model in ("item2vec", *ranking):  # each ranking model is its own task chain in the gpu pool
+        assert tasks[f"train_{model}"].upstream_task_ids == {"validate_features"}
         for step in ("train", "evaluate"):
             assert tasks[f"{step}_{model}"].pool == "gpu"
         assert tasks[f"gate_{model}"].upstream_task_ids >= {f"evaluate_{model}"}
