@@ -56,8 +56,9 @@ two_tower:
 ranking:
   embedding_dim: 4
   hidden_units: [16]
-  epochs: 1
+  epochs: 2
   batch_size: 256
+  learning_rate: 0.01
 xgb_wide_deep:
   n_trees: 5
   max_depth: 3
