@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -88,6 +89,23 @@ class Standalone:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.load(resp)
 
+    def create_backfill(self, body: dict, attempts: int = 5) -> dict:
+        """POST /api/v2/backfills, retried on 503: on SQLite, Airflow answers a lock on its database with 503
+        ("not supported on SQLite under concurrent access"), possibly after committing the backfill row; such
+        a half-made backfill (no runs, never completed) is cancelled before the retry."""
+        known = {b["id"] for b in self.request("GET", f"/api/v2/backfills?dag_id={DAG_ID}")["backfills"]}
+        for attempt in range(attempts):
+            try:
+                return self.request("POST", "/api/v2/backfills", body)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503 or attempt == attempts - 1:
+                    raise
+            for backfill in self.request("GET", f"/api/v2/backfills?dag_id={DAG_ID}")["backfills"]:
+                if backfill["id"] not in known and not backfill.get("completed_at"):
+                    self.request("PUT", f"/api/v2/backfills/{backfill['id']}/cancel")
+            time.sleep(5 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def backfill_runs(self) -> dict[str, str]:
         runs = self.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100")["dag_runs"]
         return {r["logical_date"][:10]: r["state"] for r in runs}
@@ -154,9 +172,7 @@ def test_backfill_two_days_then_reprocess_one(cfg, spark, standalone):
     before = {c.name: fingerprint(cfg, c.name, rerun) for c in OUTPUTS}
     others = {c.name: fingerprint(cfg, c.name, targets[0]) for c in OUTPUTS}
     # The same through the REST API, as a script or the UI does it: redo the completed day.
-    backfill = standalone.request(
-        "POST",
-        "/api/v2/backfills",
+    backfill = standalone.create_backfill(
         {
             "dag_id": DAG_ID,
             "from_date": f"{rerun}T00:00:00Z",
