@@ -4,16 +4,16 @@ The verdict is logged into the challenger's run (tags ``gate_passed``, ``gate_re
 artifact ``gate/verdict.json``). A release trained for an older day than the champion's never passes:
 a backfill must not replace a newer model, and the newer champion has seen the older eval day.
 
-Promotion is a compare-and-swap: it goes ahead only if the champion is still the one the gate compared
-against. It moves the index's ``champion`` alias first and the model's last (serving resolves the
-index through the model version's ``index_version`` tag); if moving the model alias fails, the index
-alias is put back.
+Promotion goes through ``indexing.release.commit``: a compare-and-swap on the champion the gate compared
+against, one alias write as the commit point, idempotent, and recorded in the release history.
+``promote_version`` is the command line's way in, with ``--force`` to override a failed gate.
 """
 
 from __future__ import annotations
 
 import logging
 
+from indexing import release
 from recpipe import tracking
 from recpipe.config import Config
 from validation import gates
@@ -58,9 +58,12 @@ def decide(model_key: str, cfg: Config, run_id: str) -> dict:
     elif tags["champion_version"] != "none":
         champion = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
     challenger = {k: v for k, v in metrics.items() if not k.startswith(prefix)}
-    thresholds = gates.thresholds_for(_model_kind(model_key), cfg.gates, cfg.item2vec.top_k)
+    thresholds, small = gates.thresholds_for(_model_kind(model_key), cfg.gates, cfg.item2vec.top_k, challenger)
     result = gates.evaluate_gate(challenger, champion, thresholds, no_champion)
-    result = gates.GateResult(result.passed, result.reasons, first_run=tags["champion_version"] == "none")
+    reasons = result.reasons
+    if small:
+        reasons = (*reasons, f"slices under {cfg.gates.min_slice_rows} rows, not gated: {', '.join(small)}")
+    result = gates.GateResult(result.passed, reasons, first_run=tags["champion_version"] == "none")
     older = _older_than_champion(cfg, model_key, tags)
     if older:
         result = gates.GateResult(False, (*result.reasons, older), result.first_run)
@@ -80,7 +83,7 @@ def decide(model_key: str, cfg: Config, run_id: str) -> dict:
 
 
 def promote(model_key: str, cfg: Config, verdict: dict) -> dict:
-    """Set ``champion`` on the verdict's index and model versions if the gate passed; else change nothing."""
+    """Make the verdict's release the champion if its gate passed; else change nothing. Idempotent."""
     import mlflow
 
     tracking.setup(cfg)
@@ -90,37 +93,87 @@ def promote(model_key: str, cfg: Config, verdict: dict) -> dict:
         client.set_tag(verdict["run_id"], "promoted", "false")
         log.info("not promoting %s v%s: gate failed", model, verdict["model_version"])
         return {"promoted": False, "model": model, "model_version": verdict["model_version"]}
-    version = str(verdict["model_version"])
-    current = tracking.alias_version(cfg, model, tracking.CHAMPION)
-    current_version = "none" if current is None else str(current.version)
-    if current_version != str(verdict["champion_version"]):
-        raise RuntimeError(
-            f"{model}: the champion moved from v{verdict['champion_version']} to v{current_version} after the gate ran; "
-            f"not promoting v{version} over a champion it was not compared with. Rerun evaluate and gate."
+    if model_key in tracking.RECALL_MODELS and verdict["index_version"] is None:
+        raise release.ReleaseError(f"{model} v{verdict['model_version']} has no index version: build the index before promoting")
+    target = release.Release(
+        model_key, int(verdict["model_version"]), verdict["index_version"], _run_ds(client, verdict["run_id"])
+    )
+    expected = None if verdict["champion_version"] == "none" else int(verdict["champion_version"])
+    try:
+        release.commit(
+            cfg, target, action="promote", expected=expected, reason="gate passed", extra={"gate_run_id": verdict["run_id"]}
         )
-    if model_key in tracking.RECALL_MODELS:
-        if verdict["index_version"] is None:
-            raise RuntimeError(f"{model} v{version} has no index version: build the index before promoting")
-        index = tracking.index_name(cfg, model_key)
-        previous_index = tracking.alias_version(cfg, index, tracking.CHAMPION)
-        client.set_model_version_tag(index, str(verdict["index_version"]), "model_version", version)
-        client.set_model_version_tag(model, version, "index_version", str(verdict["index_version"]))
-        client.set_registered_model_alias(index, tracking.CHAMPION, str(verdict["index_version"]))
-        try:
-            client.set_registered_model_alias(model, tracking.CHAMPION, version)
-        except Exception:
-            if previous_index is None:
-                client.delete_registered_model_alias(index, tracking.CHAMPION)
-            else:
-                client.set_registered_model_alias(index, tracking.CHAMPION, str(previous_index.version))
-            raise
-    else:
-        client.set_registered_model_alias(model, tracking.CHAMPION, version)
+    except release.ChampionMoved as exc:
+        raise RuntimeError(
+            f"{model}: the champion moved from v{verdict['champion_version']} to {exc.serving} after the gate ran; "
+            f"not promoting v{target.model_version} over a champion it was not compared with. Rerun evaluate and gate."
+        ) from exc
     client.set_tag(verdict["run_id"], "promoted", "true")
-    log.info("promoted %s v%s (index v%s) to %s", model, version, verdict["index_version"], tracking.CHAMPION)
+    log.info("promoted %s %s to %s", model, target.describe(), tracking.CHAMPION)
     return {
         "promoted": True,
         "model": model,
         "model_version": verdict["model_version"],
         "index_version": verdict["index_version"],
     }
+
+
+def _run_ds(client, run_id: str) -> str:
+    return client.get_run(run_id).data.tags.get("ds", "")
+
+
+def promote_version(
+    cfg: Config, model_key: str, version: int | None = None, *, force: bool = False, reason: str = "", who: str | None = None
+) -> dict:
+    """Promote model version ``version`` (default: the newest) by hand.
+
+    Without ``force`` its run's gate must have passed against the champion serving now. With ``force`` a
+    failed (or missing) gate is overridden; ``reason`` is then required and is recorded with who and when
+    in the release history and on the model version.
+    """
+    import mlflow
+
+    tracking.setup(cfg)
+    client = mlflow.MlflowClient()
+    registered = tracking.model_name(cfg, model_key)
+    if force and not reason.strip():
+        raise ValueError("--force needs --reason: say why the gate is overridden; it is recorded in the release history")
+    if version is None:
+        versions = client.search_model_versions(f"name = '{registered}'", order_by=["version_number DESC"], max_results=1)
+        if not versions:
+            raise release.ReleaseError(f"{registered} has no versions to promote")
+        version = int(versions[0].version)
+    target = release.release_of(cfg, model_key, version)
+    run_id = client.get_model_version(registered, str(version)).run_id
+    tags = client.get_run(run_id).data.tags
+    serving = release.current(cfg, model_key)
+    gate = tags.get("gate_passed")
+    if not force:
+        if gate != "true":
+            why = tags.get("gate_reasons") or "no gate verdict was recorded"
+            raise release.ReleaseError(f"{registered} v{version} did not pass its gate ({why}); use --force --reason to override")
+        gated_against = tags.get("champion_version")
+        serving_now = "none" if serving is None else str(serving.model_version)
+        if gated_against != serving_now:
+            raise release.ChampionMoved(
+                f"{registered} v{version} was gated against champion {gated_against}, but {serving_now} serves now; "
+                "use --force --reason to promote anyway"
+            )
+    who = who or release.actor()
+    action = "force_promote" if force else "promote"
+    extra = {"gate_run_id": run_id, "gate_passed": gate or "none"}
+    result = release.commit(
+        cfg,
+        target,
+        action=action,
+        expected=None if serving is None else serving.model_version,
+        who=who,
+        reason=reason or "gate passed",
+        extra=extra,
+    )
+    client.set_tag(run_id, "promoted", "true")
+    if force:
+        client.set_model_version_tag(registered, str(version), "forced_by", who)
+        client.set_model_version_tag(registered, str(version), "forced_reason", reason[:4900])
+        client.set_tag(run_id, "forced_promotion", f"{who}: {reason}"[:4900])
+    return result

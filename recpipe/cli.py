@@ -3,6 +3,10 @@
 recpipe generate --days N --users U --items I --seed S --lake PATH [--start YYYY-MM-DD]
 recpipe etl --start D1 --end D2          stage events, sessions and daily aggregates for a range of days (history)
 recpipe summary --ds D [--json]          what the nightly run of day D trained, gated and promoted
+recpipe promote MODEL [--version V] [--force --reason TEXT]
+                                         make a version (default: the newest) the champion release
+recpipe rollback MODEL [--to VERSION]    restore the previous release (or an earlier released version)
+recpipe releases MODEL [--json]          every promotion and rollback of a model: when, who, why, from, to
 recpipe import {movielens,frappe,criteo} --src PATH [--lake PATH] [--start D] [--days N] [--overwrite]
                                          a public dataset into the raw log contract
 """
@@ -14,7 +18,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from recpipe import lake
+from recpipe import lake, tracking
 from recpipe.config import ConfigError, load_config
 
 
@@ -78,6 +82,62 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from indexing.promote import promote_version
+
+    result = promote_version(
+        load_config(args.config), args.model, args.version, force=args.force, reason=args.reason or "", who=args.by
+    )
+    _print_switch(args.model, result)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from indexing.release import rollback
+
+    result = rollback(load_config(args.config), args.model, args.to, who=args.by, reason=args.reason or "")
+    _print_switch(args.model, result)
+    return 0
+
+
+def _release_name(release: dict | None) -> str:
+    if release is None:
+        return "nothing"
+    index = f" + index v{release['index_version']}" if release.get("index_version") is not None else ""
+    return f"v{release['model_version']}{index} (ds={release['ds'] or '?'})"
+
+
+def _print_switch(model: str, result: dict) -> None:
+    if not result["changed"]:
+        print(f"{model}: {_release_name(result['to'])} is already the champion; nothing changed")
+        return
+    print(f"{model}: champion {_release_name(result['from'])} -> {_release_name(result['to'])}")
+
+
+def _releases(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from indexing.release import history
+
+    events = history(load_config(args.config), args.model)
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return 0
+    if not events:
+        print(f"{args.model}: no releases yet")
+        return 0
+    print(f"{'time (UTC)':<20} {'action':<14} {'from':<8} {'to':<8} {'index':<6} {'ds':<11} {'status':<10} {'by':<24} reason")
+    for e in events:
+        when = datetime.fromtimestamp(e["time_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        index = "-" if e.get("to_index_version", "none") == "none" else f"v{e['to_index_version']}"
+        before = "-" if e["from_model_version"] == "none" else f"v{e['from_model_version']}"
+        print(
+            f"{when:<20} {e['action']:<14} {before:<8} {'v' + e['to_model_version']:<8} {index:<6} {e.get('to_ds', ''):<11} "
+            f"{e['status']:<10} {e['actor']:<24} {e.get('reason', '')}"
+        )
+    return 0
+
+
 def _import(args: argparse.Namespace) -> int:
     from recpipe.adapters import import_dataset
 
@@ -107,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--ds", required=True)
     summ.add_argument("--json", action="store_true")
     summ.set_defaults(func=_summary)
+    models = list(tracking.MODELS)
+    prom = sub.add_parser("promote", help="make a model version (and its index) the champion release")
+    prom.add_argument("model", choices=models)
+    prom.add_argument("--version", type=int, default=None, help="model version (default: the newest)")
+    prom.add_argument("--force", action="store_true", help="override a failed gate (needs --reason)")
+    prom.add_argument("--reason", default=None, help="why; required with --force, recorded in the release history")
+    prom.add_argument("--by", default=None, help="who (default: $RECPIPE_ACTOR or the login name)")
+    prom.set_defaults(func=_promote)
+    roll = sub.add_parser("rollback", help="restore the previous release of a model in one command")
+    roll.add_argument("model", choices=models)
+    roll.add_argument("--to", type=int, default=None, help="a version released before (default: the previous release)")
+    roll.add_argument("--reason", default=None, help="why, recorded in the release history")
+    roll.add_argument("--by", default=None, help="who (default: $RECPIPE_ACTOR or the login name)")
+    roll.set_defaults(func=_rollback)
+    rel = sub.add_parser("releases", help="print a model's release history")
+    rel.add_argument("model", choices=models)
+    rel.add_argument("--json", action="store_true")
+    rel.set_defaults(func=_releases)
     imp = sub.add_parser("import", help="import a public dataset (movielens, frappe, criteo) into the lake's raw logs")
     imp.add_argument("format", choices=["movielens", "frappe", "criteo"])
     imp.add_argument(
@@ -134,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "ds", None):
             lake.parse_ds(args.ds)
         return args.func(args)
-    except (ConfigError, ValueError, lake.LakeError) as exc:
+    except (ConfigError, ValueError, lake.LakeError) as exc:  # ReleaseError is a ValueError
         print(f"recpipe {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -274,21 +274,54 @@ class WideResNetConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IndexConfig:
-    """FAISS index settings."""
+    """FAISS index settings: what to build, how far to tune it, and what it must reach to be registered."""
 
+    # Any FAISS index_factory string over inner product: "Flat", "IVF1024,Flat", "IVF1024,PQ16", "HNSW32".
     factory: str = "IVF16,Flat"
-    nprobe: int = 4
+    # Tuning picks the cheapest search setting (nprobe, efSearch) whose recall@k against exact search
+    # reaches this; an index that cannot reach it even at the most expensive setting is not registered.
+    target_recall: float = 0.95
+    # At most this many vectors train the index (a seeded sample); all of them are added.
+    train_sample: int = 200_000
+    # Queries used to tune and validate (a seeded sample of the eval users' query vectors).
+    tune_queries: int = 1000
+    # "auto": build on GPU when faiss sees one, else CPU; "cpu": always CPU.
+    device: str = "auto"
+    # One extra index per item category, for multi-category recall.
+    per_category: bool = True
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_recall <= 1:
+            raise ValueError(f"target_recall must be in (0, 1], received {self.target_recall}")
+        if self.device not in ("auto", "cpu"):
+            raise ValueError(f"device must be 'auto' or 'cpu', received {self.device!r}")
+        if self.train_sample < 1 or self.tune_queries < 1:
+            raise ValueError(f"train_sample and tune_queries must be positive, received {self.train_sample}, {self.tune_queries}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GateConfig:
-    """Metric gate thresholds: absolute floors and maximum regressions against the champion."""
+    """Metric gate thresholds: absolute floors and maximum regressions against the champion.
+
+    Slice thresholds apply to every slice of the headline metric (``auc__city_3``, ``recall_at_50__category_1``)
+    with at least ``min_slice_rows`` eval rows (ranking: exposures; recall: users or targets). Slices are
+    smaller and noisier, so their regression allowance is wider. A slice the champion never had is not
+    compared.
+    """
 
     min_auc: float = 0.55
     max_auc_regression: float = 0.01
     min_recall_at_k: float = 0.05
     max_recall_regression: float = 0.02
     min_index_recall_at_k: float = 0.9
+    min_slice_auc: float = 0.5
+    max_slice_auc_regression: float = 0.03
+    min_slice_recall_at_k: float | None = None
+    max_slice_recall_regression: float = 0.05
+    min_slice_rows: int = 200
+    # Index latency at batch 1, 99th percentile; None: not gated.
+    max_index_latency_ms_p99: float | None = 50.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -38,23 +38,27 @@ def setup(cfg: Config) -> str:
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient()
-    experiment = client.get_experiment_by_name(cfg.mlflow_experiment)
-    if experiment is None:
-        location = cfg.mlflow_artifact_root
-        if "://" not in location:
-            Path(location).mkdir(parents=True, exist_ok=True)
-            location = Path(location).resolve().as_uri()
-        try:
-            experiment_id = client.create_experiment(
-                cfg.mlflow_experiment, artifact_location=f"{location}/{cfg.mlflow_experiment}"
-            )
-        except mlflow.exceptions.MlflowException:  # created concurrently by another task
-            experiment_id = client.get_experiment_by_name(cfg.mlflow_experiment).experiment_id
-    else:
-        experiment_id = experiment.experiment_id
+    experiment_id = ensure_experiment(cfg, cfg.mlflow_experiment)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def ensure_experiment(cfg: Config, name: str) -> str:
+    """The id of experiment ``name``, created with its artifacts under the configured root if missing."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = cfg.mlflow_artifact_root
+    if "://" not in location:
+        Path(location).mkdir(parents=True, exist_ok=True)
+        location = Path(location).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=f"{location}/{name}")
+    except mlflow.exceptions.MlflowException:  # created concurrently by another task
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def alias_version(cfg: Config, registered: str, alias: str = CHAMPION) -> Any | None:

@@ -70,7 +70,8 @@ wide_resnet:
   blocks: 1
 index:
   factory: IVF4,Flat
-  nprobe: 2
+  target_recall: 0.9
+  per_category: true
 gates:
   min_auc: 0.5
   min_recall_at_k: 0.01

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 
 
 def ranking_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
@@ -92,7 +92,8 @@ def sliced_recall(
     """recall@k per user group (e.g. the user's city) and per item group of the targets (e.g. their category).
 
     A user-group slice averages the recall of its users; an item-group slice is the share of the targets
-    in that group that were found. Names look like ``recall_at_50__city_3`` and ``recall_at_50__category_1``.
+    in that group that were found. Names look like ``recall_at_50__city_3`` and ``recall_at_50__category_1``;
+    ``rows__city_3`` and ``rows__category_1`` count the users and the targets behind each.
     """
     by_user: dict[int, list[float]] = {}
     found_in: dict[int, list[int]] = {}
@@ -105,6 +106,9 @@ def sliced_recall(
             found_in.setdefault(g, []).append(int(t in top))
     out = {f"recall_at_{k}__{names[0]}_{g}": float(np.mean(v)) for g, v in sorted(by_user.items())}
     out.update({f"recall_at_{k}__{names[1]}_{g}": float(np.mean(v)) for g, v in sorted(found_in.items()) if g >= 0})
+    # How many users / targets each slice averages, so a gate can skip slices too small to compare.
+    out.update({f"rows__{names[0]}_{g}": float(len(v)) for g, v in sorted(by_user.items())})
+    out.update({f"rows__{names[1]}_{g}": float(len(v)) for g, v in sorted(found_in.items()) if g >= 0})
     return out
 
 
@@ -279,6 +283,36 @@ def sliced_ranking_metrics(
                 out[f"calibration__{name}_{label}"] = float(p.mean() / y.mean())
             out[f"rows__{name}_{label}"] = float(rows)
     return out
+
+
+def roc_points(labels: np.ndarray, probs: np.ndarray, max_points: int = 101) -> dict[str, list[float]]:
+    """The ROC curve of binary labels against predicted probabilities, thinned to at most ``max_points`` points to plot.
+
+    The curve is ``sklearn.metrics.roc_curve``'s (collinear points already dropped); when it has more than
+    ``max_points`` points, points evenly spaced along it are kept. The endpoints (0, 0) and (1, 1) are always kept.
+
+    Args:
+        labels: 0/1 click labels, shape ``(n,)``, with both classes.
+        probs: predicted click probabilities (or any scores), shape ``(n,)``.
+        max_points: the most points returned, at least 2.
+
+    Returns:
+        ``{"fpr": [...], "tpr": [...]}``: false and true positive rates, same length, both non-decreasing.
+
+    Raises:
+        ValueError: on mismatched shapes, non-binary labels, labels of one class only, or ``max_points < 2``.
+    """
+    if max_points < 2:
+        raise ValueError(f"roc_points: max_points must be at least 2 (the endpoints), received {max_points}")
+    labels, probs = _binary_labels(labels, probs, "roc_points")
+    positives = int(labels.sum())
+    if positives in (0, labels.size):
+        raise ValueError(f"roc_points needs both positive and negative labels; received {positives} of {labels.size} positive")
+    fpr, tpr, _ = roc_curve(labels, probs)
+    if len(fpr) > max_points:
+        keep = np.unique(np.round(np.linspace(0, len(fpr) - 1, max_points)).astype(np.int64))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": [float(x) for x in fpr], "tpr": [float(x) for x in tpr]}
 
 
 def ranking_report(

@@ -64,14 +64,16 @@ def test_promotion_refuses_when_the_champion_moved_after_the_gate(cfg):
     name = tracking.model_name(cfg, "wide_deep")
     promote("wide_deep", cfg, decide("wide_deep", cfg, _release(cfg, "wide_deep", "2026-11-04", {"auc": 0.7}, "none")))
     verdict = decide("wide_deep", cfg, _release(cfg, "wide_deep", "2026-11-05", {"auc": 0.71, "champion_auc": 0.7}, "1"))
-    mlflow.MlflowClient().set_registered_model_alias(name, "champion", "2")  # someone else promoted meanwhile
-    with pytest.raises(RuntimeError, match="champion moved from v1 to v2 after the gate ran"):
+    _release(cfg, "wide_deep", "2026-11-05", {"auc": 0.72}, "1")
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", "3")  # someone else promoted v3 meanwhile
+    with pytest.raises(RuntimeError, match="champion moved from v1 to v3 after the gate ran"):
         promote("wide_deep", cfg, verdict)
+    assert _champion(cfg, name) == "3"
 
 
 def test_recall_release_moves_index_and_model_together_or_not_at_all(cfg, monkeypatch):
     model, index = tracking.model_name(cfg, "item2vec"), tracking.index_name(cfg, "item2vec")
-    metrics = {"recall_at_50": 0.3, "index_recall_at_50": 0.95}
+    metrics = {"recall_at_50": 0.3, "index_recall_at_50": 0.95, "index_latency_ms_p99_batch1": 1.0}
     promote("item2vec", cfg, decide("item2vec", cfg, _release(cfg, "item2vec", "2026-11-04", metrics, "none", index=True)))
     assert (_champion(cfg, model), _champion(cfg, index)) == ("1", "1")
     assert mlflow.MlflowClient().get_model_version(model, "1").tags["index_version"] == "1"

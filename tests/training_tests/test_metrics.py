@@ -55,6 +55,10 @@ def test_mean_target_rank_and_slices():
         "recall_at_1__city_4": 0.5,
         "recall_at_1__category_0": 0.0,  # item 0, a target of user 1, not in their top 1
         "recall_at_1__category_1": 0.5,  # item 1: missed by user 0, found by user 1
+        "rows__city_3": 1.0,  # one user in each city
+        "rows__city_4": 1.0,
+        "rows__category_0": 1.0,  # one target of category 0 (item 0), two of category 1 (item 1, twice)
+        "rows__category_1": 2.0,
     }
 
 

@@ -33,11 +33,66 @@ def test_missing_metric_fails_and_names_what_exists():
 
 
 def test_configured_thresholds():
-    gates = GateConfig(min_auc=0.6, min_recall_at_k=0.1, min_index_recall_at_k=0.9)
-    assert [t.metric for t in thresholds_for("recall", gates, 20)] == ["recall_at_20", "index_recall_at_20"]
-    assert thresholds_for("ranking", gates, 20)[0] == Threshold("auc", 0.6, gates.max_auc_regression)
+    gates = GateConfig(min_auc=0.6, min_recall_at_k=0.1, min_index_recall_at_k=0.9, max_index_latency_ms_p99=20.0)
+    recall, skipped = thresholds_for("recall", gates, 20)
+    assert [t.metric for t in recall] == ["recall_at_20", "index_recall_at_20", "index_latency_ms_p99_batch1"]
+    assert recall[2] == Threshold("index_latency_ms_p99_batch1", max_value=20.0) and skipped == []
+    assert thresholds_for("ranking", gates, 20)[0][0] == Threshold("auc", 0.6, gates.max_auc_regression)
+    assert len(thresholds_for("recall", GateConfig(max_index_latency_ms_p99=None), 20)[0]) == 2
     with pytest.raises(ValueError, match="received 'retrieval'"):
         thresholds_for("retrieval", gates, 20)
+
+
+def test_latency_ceiling():
+    latency = [Threshold("index_latency_ms_p99_batch1", max_value=5.0)]
+    assert evaluate_gate({"index_latency_ms_p99_batch1": 4.0}, None, latency).passed
+    slow = evaluate_gate({"index_latency_ms_p99_batch1": 7.5}, None, latency)
+    assert not slow.passed and "index_latency_ms_p99_batch1=7.5000 > ceiling 5.0000" in slow.reasons
+
+
+RANKED = {"auc": 0.75, "auc__city_1": 0.74, "rows__city_1": 900.0, "auc__city_2": 0.60, "rows__city_2": 50.0}
+
+
+def test_slices_get_their_own_thresholds_and_small_slices_are_skipped():
+    gates = GateConfig(min_slice_auc=0.55, max_slice_auc_regression=0.03, min_slice_rows=200)
+    thresholds, skipped = thresholds_for("ranking", gates, 50, RANKED)
+    assert [t.metric for t in thresholds] == ["auc", "auc__city_1"]
+    assert thresholds[1] == Threshold("auc__city_1", 0.55, 0.03, new_slice_ok=True)
+    assert skipped == ["auc__city_2 (50 rows)"]  # "rows__city_2" itself is a count, never a gated slice
+
+
+def test_a_slice_regression_fails_the_gate_though_the_headline_passes():
+    gates = GateConfig(min_auc=0.5, max_auc_regression=0.01, min_slice_auc=0.5, max_slice_auc_regression=0.03)
+    thresholds, _ = thresholds_for("ranking", gates, 50, RANKED)
+    champion = {"auc": 0.75, "auc__city_1": 0.80, "auc__city_2": 0.61}
+    result = evaluate_gate(RANKED, champion, thresholds)
+    assert not result.passed
+    assert "auc__city_1=0.7400 vs champion 0.8000: drop +0.0600 exceeds max 0.0300" in result.reasons
+    assert "auc=0.7500 vs champion 0.7500: drop +0.0000 within max 0.0100" in result.reasons
+    assert evaluate_gate(RANKED, {**champion, "auc__city_1": 0.76}, thresholds).passed
+
+
+def test_a_new_slice_is_not_a_failure_but_a_missing_headline_is():
+    gates = GateConfig(min_auc=0.5, min_slice_auc=0.5, min_slice_rows=1)
+    thresholds, _ = thresholds_for("ranking", gates, 50, RANKED)
+    result = evaluate_gate(RANKED, {"auc": 0.75, "auc__city_1": 0.74}, thresholds)  # the champion never saw city 2
+    assert result.passed
+    assert "auc__city_2: new slice, the champion has no value: regression not checked" in result.reasons
+    floor = evaluate_gate(
+        RANKED, None, thresholds_for("ranking", GateConfig(min_slice_auc=0.65, min_slice_rows=1), 50, RANKED)[0]
+    )
+    assert not floor.passed and "auc__city_2=0.6000 < floor 0.6500" in floor.reasons
+
+
+def test_recall_slices():
+    candidate = {"recall_at_50": 0.3, "recall_at_50__category_3": 0.1, "rows__category_3": 400.0, "recall_at_50__city_1": 0.3}
+    thresholds, skipped = thresholds_for(
+        "recall", GateConfig(min_slice_rows=100, max_slice_recall_regression=0.05), 50, candidate
+    )
+    names = [t.metric for t in thresholds]
+    assert names[-2:] == ["recall_at_50__category_3", "recall_at_50__city_1"] and skipped == []
+    result = evaluate_gate(candidate, {"recall_at_50": 0.3, "recall_at_50__category_3": 0.2}, thresholds[:1] + thresholds[-2:])
+    assert not result.passed and any("recall_at_50__category_3=0.1000 vs champion 0.2000" in r for r in result.reasons)
 
 
 def test_a_champion_without_the_metric_fails_the_gate():
