@@ -4,7 +4,8 @@ wait for raw/events/ds=D/_SUCCESS -> Spark: stage events (bad rows quarantined w
 gated) -> validate staged events (GX; quarantine counts to MLflow) -> Spark: sessions and daily aggregates
 -> item2vec and retrieval samples (from sessions), ranking samples (from 30 days of daily aggregates)
 -> validate features (GX) -> per model, in the ``gpu`` pool:
-train -> (index) -> evaluate champion on the same eval set -> gate -> promote -> summary.
+train -> (index: build, tune, validate, register) -> evaluate champion on the same eval set -> gate -> promote
+-> summary, and the run card (HTML, in MLflow), written even when a model failed.
 Every task reads its own day's partitions and overwrites its own, so reruns and backfills are idempotent.
 The run for day D starts at 00:00 UTC on D+1 and waits for D's logs.
 """
@@ -73,10 +74,10 @@ def nightly_retrain():
         return check_events(ds, run_id)
 
     @task(retries=0)
-    def validate_features(ds: str | None = None) -> list[dict]:
-        from recpipe.pipeline import check_data
+    def validate_features(ds: str | None = None, run_id: str | None = None) -> list[dict]:
+        from recpipe.pipeline import validate_features as check_features
 
-        return [check_data(suite, ds) for suite in ("ranking_samples", "item2vec_pairs", "retrieval_samples")]
+        return check_features(ds, run_id)
 
     @task(pool="gpu", execution_timeout=GPU_STEP_TIMEOUT)
     def train(model: str, ds: str | None = None, run_id: str | None = None) -> dict:
@@ -103,10 +104,18 @@ def nightly_retrain():
         return do_gate(model, trained)
 
     @task
-    def promote(model: str, verdict: dict) -> dict:
+    def promote(model: str, verdict: dict, run_id: str | None = None) -> dict:
         from recpipe.pipeline import promote as do_promote
 
-        return do_promote(model, verdict)
+        return do_promote(model, verdict, run_id)
+
+    # Every model's chain ends here, whatever happened to it: the card explains failures too. It is a
+    # leaf beside ``summary``, which still needs every promotion, so a failed model still fails the run.
+    @task(trigger_rule="all_done")
+    def run_card(ds: str | None = None, run_id: str | None = None) -> dict:
+        from recpipe.pipeline import write_run_card
+
+        return write_run_card(ds, run_id)
 
     @task
     def summary(ds: str | None = None, run_id: str | None = None) -> str:
@@ -134,6 +143,7 @@ def nightly_retrain():
         promoted[model] = promote.override(task_id=f"promote_{model}")(model, verdict)
         outcomes.append(promoted[model])
     chain(outcomes, summary())
+    chain(outcomes, run_card())
 
 
 nightly_retrain()

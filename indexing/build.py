@@ -1,9 +1,22 @@
-"""Build, measure and register a FAISS index over a recall model's item vectors.
+"""Build, tune, validate and register the FAISS index over a recall model's item vectors.
 
-Run as ``python -m indexing.build --model item2vec --ds D --run-id R``: reads the item vectors logged
-by training run R, builds the configured ``index_factory`` index (inner product), measures its
-recall@K against exact search on the eval users' query vectors, and registers index + id map +
-manifest as a version of ``<prefix>-<model>-index``.
+Run as ``python -m indexing.build --model item2vec --ds D --run-id R``. Reads the item vectors logged by
+training run R and the day's item snapshot (category, city), then:
+
+1. builds the configured ``index_factory`` index (inner product; on a GPU when FAISS sees one), plus
+   one sub-index per item category (``index.per_category``);
+2. tunes the search setting (nprobe, efSearch) to the cheapest that reaches ``index.target_recall``
+   recall@k against exact search, on one half of the eval users' query vectors;
+3. validates on the other half: dimension and id map against the embedding table, recall@k against
+   exact search (whole catalogue, within each category's sub-index and within the user's city through
+   an id filter), latency p50/p99 at batch 1 and 256; under the gate's ``min_index_recall_at_k`` the
+   index is refused and nothing is registered;
+4. logs index file, id map, item metadata and a manifest (factory, tuned setting, metrics, the
+   embedding model version that produced the vectors, ``ds``) into run R, and registers them as a
+   version of ``<prefix>-<model>-index``.
+
+``load_registered_index`` is the serving side: it refuses an index built from another model version
+than the serving tower's.
 """
 
 from __future__ import annotations
@@ -18,95 +31,207 @@ import faiss
 import mlflow
 import numpy as np
 
-from recpipe import tracking
-from recpipe.config import Config, IndexConfig, load_config
+from indexing import ann
+from recpipe import contracts, tracking
+from recpipe.config import Config, load_config
 from recpipe.runner import step_main
-from training.artifacts import load_item_vectors, load_query_vectors
+from training.artifacts import load_item_table, load_query_vectors
 
 log = logging.getLogger(__name__)
-INDEX_FILE = "index.faiss"
-ID_MAP_FILE = "id_map.json"
-MANIFEST_FILE = "manifest.json"
 ARTIFACT_DIR = "faiss"
+ITEM_META_FILE = "item_meta.json"
 
 
-def build_index(vectors: np.ndarray, ids: np.ndarray, cfg: IndexConfig) -> faiss.Index:
-    """A trained inner-product index over ``vectors`` whose FAISS ids are ``ids``."""
-    if vectors.ndim != 2 or len(vectors) != len(ids):
-        raise ValueError(f"need one vector per id, received vectors {vectors.shape} for {len(ids)} ids")
-    if not np.isfinite(vectors).all():
-        raise ValueError("item vectors contain NaN or infinite values")
-    base = faiss.index_factory(vectors.shape[1], cfg.factory, faiss.METRIC_INNER_PRODUCT)
-    index = faiss.IndexIDMap2(base) if not cfg.factory.startswith("IDMap") else base
-    index.train(vectors)
-    index.add_with_ids(vectors, ids.astype(np.int64))
-    if "IVF" in cfg.factory:
-        faiss.ParameterSpace().set_index_parameter(index, "nprobe", cfg.nprobe)
-    return index
+def _split_queries(queries: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tune queries, held-out queries, held-out row numbers): a seeded sample of at most ``limit``, halved."""
+    order = np.random.default_rng(seed).permutation(len(queries))[:limit]
+    if len(order) < 40:  # too few to halve: tune and validate on the same queries
+        return queries[order], queries[order], order
+    half = len(order) // 2
+    return queries[order[:half]], queries[order[half:]], order[half:]
 
 
-def index_recall(index: faiss.Index, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> float:
-    """Mean share of the exact top-k (inner product) that the index also returns."""
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    _, truth = exact.search(queries, k)
-    _, found = index.search(queries, k)
-    truth_ids = ids[truth]
-    hits = [len(set(t) & set(f)) / k for t, f in zip(truth_ids, found, strict=True)]
-    return float(np.mean(hits))
+def _restricted_recall(
+    search, vectors: np.ndarray, ids: np.ndarray, groups: dict[int, np.ndarray], queries: np.ndarray, k: int
+) -> float | None:
+    """Mean recall@k, over groups of queries, of ``search(group, queries, k)`` against exact search in the group.
+
+    ``groups`` maps a group (a category or a city) to the rows (of ``vectors``) it may return and
+    ``search`` returns the item ids found; the mean is weighted by queries. None without any group.
+    """
+    found_share, weights = [], []
+    for group, (rows, query_rows) in groups.items():
+        if len(rows) == 0 or len(query_rows) == 0:
+            continue
+        kk = min(k, len(rows))
+        truth = ann.exact_topk(vectors[rows], ids[rows], queries[query_rows], kk)
+        found_share.append(ann.recall_at_k(search(group, queries[query_rows], kk), truth))
+        weights.append(len(query_rows))
+    return float(np.average(found_share, weights=weights)) if weights else None
 
 
-def latency_ms(index: faiss.Index, queries: np.ndarray, k: int, repeats: int = 3) -> float:
-    """Median wall time of one batch-1 query, in milliseconds."""
-    times = []
-    for q in queries[: max(1, min(len(queries), 200))]:
-        start = time.perf_counter()
-        for _ in range(repeats):
-            index.search(q[None, :], k)
-        times.append((time.perf_counter() - start) / repeats)
-    return float(np.median(times) * 1000)
+def _item_meta(cfg: Config, ds: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Category and city of each item id (-1 where the day's item snapshot does not have it)."""
+    from training import data
+
+    items = data.to_numpy(
+        data.read_snapshot(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=["item_id", "category_id", "city_id"])
+    )
+    category, city = np.full(len(ids), -1, np.int64), np.full(len(ids), -1, np.int64)
+    where = {int(i): n for n, i in enumerate(ids)}
+    for item, cat, c in zip(items["item_id"], items["category_id"], items["city_id"], strict=True):
+        n = where.get(int(item))
+        if n is not None:
+            category[n], city[n] = cat, c
+    return category, city
+
+
+def build_release_index(
+    cfg: Config,
+    ds: str,
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    queries: np.ndarray,
+    query_city: np.ndarray,
+    category: np.ndarray,
+    city: np.ndarray,
+) -> dict:
+    """Build, tune and measure the index and its category sub-indexes; the pieces ``ann.save`` writes, and metrics.
+
+    Raises ``ann.IndexValidationError`` for bad vectors, an untrainable factory, a recall target no
+    setting reaches, or held-out recall under the gate's floor.
+    """
+    icfg, k = cfg.index, min(cfg.item2vec.top_k, len(ids))
+    start = time.perf_counter()
+    index = ann.build(vectors, ids, icfg.factory, train_sample=icfg.train_sample, seed=icfg.seed, device=icfg.device)
+    tune_q, held_q, held_rows = _split_queries(queries, icfg.tune_queries, icfg.seed)
+    params, tuned_recall = ann.tune(index, tune_q, ann.exact_topk(vectors, ids, tune_q, k), k, icfg.target_recall)
+    metrics = ann.validate(index, vectors, ids, held_q, k, target=0.0)
+    metrics["index_tune_recall_at_k"] = tuned_recall
+    held_city = query_city[held_rows]
+    by_city = {int(c): (np.flatnonzero(city == c), np.flatnonzero(held_city == c)) for c in np.unique(held_city) if c >= 0}
+    city_recall = _restricted_recall(
+        lambda c, q, kk: ann.search_filtered(index, q, kk, ids[city == c])[1], vectors, ids, by_city, held_q, k
+    )
+    if city_recall is not None:
+        metrics[f"index_city_recall_at_{k}"] = city_recall
+    cats, cat_params = {}, {}
+    if icfg.per_category:
+        cats = ann.category_indexes(
+            vectors, ids, category, icfg.factory, train_sample=icfg.train_sample, seed=icfg.seed, device=icfg.device
+        )
+        everyone = np.arange(len(held_q))
+        for cat, cat_index in cats.items():
+            rows = np.flatnonzero(category == cat)
+            kk = min(k, len(rows))
+            truth = ann.exact_topk(vectors[rows], ids[rows], tune_q, kk)
+            cat_params[str(cat)] = ann.tune(cat_index, tune_q, truth, kk, icfg.target_recall)[0]
+        groups = {cat: (np.flatnonzero(category == cat), everyone) for cat in cats}
+        cat_recall = _restricted_recall(lambda c, q, kk: ann.search_category(cats, c, q, kk)[1], vectors, ids, groups, held_q, k)
+        metrics[f"index_category_recall_at_{k}"] = cat_recall if cat_recall is not None else float("nan")
+    metrics["index_build_seconds"] = time.perf_counter() - start
+    floor = cfg.gates.min_index_recall_at_k
+    if metrics[f"index_recall_at_{k}"] < floor:
+        raise ann.IndexValidationError(
+            f"held-out index recall@{k} is {metrics[f'index_recall_at_{k}']:.4f}, under the gate's floor {floor} "
+            f"(tuned to {params} for {icfg.target_recall} on the tuning queries): not registering it"
+        )
+    return {"index": index, "params": params, "categories": cats, "category_params": cat_params, "metrics": metrics}
+
+
+def _inputs(cfg: Config, ds: str, run_id: str) -> tuple[np.ndarray, ...]:
+    """(item ids, item vectors, query vectors, each query's city, each item's category and city)."""
+    from training import recall
+
+    ids, vectors = load_item_table(run_id)
+    queries = load_query_vectors(run_id)  # the eval users' query vectors, in eval-set order
+    query_city = np.asarray(recall.load_eval_set(cfg, ds).features["user_city"], np.int64)
+    if len(query_city) != len(queries):
+        raise ann.IndexValidationError(
+            f"run {run_id} logged {len(queries)} query vectors for {len(query_city)} eval users of ds={ds}"
+        )
+    return (ids, vectors, queries, query_city, *_item_meta(cfg, ds, ids))
 
 
 def build_and_register(model_key: str, cfg: Config, ds: str, run_id: str) -> dict:
-    """Build the index of training run ``run_id``, log it into that run and register it."""
+    """Build the index of training run ``run_id``, log it into that run and register it (once per run)."""
     tracking.setup(cfg)
-    vectors = load_item_vectors(run_id)
-    ids = np.arange(len(vectors), dtype=np.int64)
-    index = build_index(vectors, ids, cfg.index)
-    queries = load_query_vectors(run_id)  # the eval users' query vectors the training run logged
-    k = min(cfg.item2vec.top_k, len(ids))
-    metrics = {
-        f"index_recall_at_{cfg.item2vec.top_k}": index_recall(index, vectors, ids, queries, k),
-        "index_latency_ms_p50_batch1": latency_ms(index, queries, k),
-        "index_size": float(index.ntotal),
-    }
     client = mlflow.MlflowClient()
-    model_version = client.get_run(run_id).data.tags["model_version"]
+    run = client.get_run(run_id)
+    registered = tracking.index_name(cfg, model_key)
+    if "index_version" in run.data.tags:  # a retry after the index was registered: nothing to redo
+        version = int(run.data.tags["index_version"])
+        log.info("run %s already has %s v%s", run_id, registered, version)
+        return {"model": model_key, "ds": ds, "run_id": run_id, "index_version": version, "metrics": {}}
+    model_version = int(run.data.tags["model_version"])
+    ids, vectors, queries, query_city, category, city = _inputs(cfg, ds, run_id)
+    try:
+        built = build_release_index(cfg, ds, vectors, ids, queries, query_city, category, city)
+    except ann.IndexValidationError as exc:
+        client.set_tag(run_id, "index_error", str(exc)[:5000])
+        raise
+    metrics, k = built["metrics"], min(cfg.item2vec.top_k, len(ids))
     manifest = {
         "factory": cfg.index.factory,
-        "nprobe": cfg.index.nprobe,
+        "search_params": built["params"],
+        "category_search_params": built["category_params"],
+        "target_recall": cfg.index.target_recall,
+        "k": k,
         "metric": "inner_product",
         "dim": int(vectors.shape[1]),
+        "n_items": len(ids),
         "model": model_key,
-        "model_version": int(model_version),
+        "model_version": model_version,
         "run_id": run_id,
         "ds": ds,
+        "built_on": "gpu" if cfg.index.device == "auto" and faiss.get_num_gpus() > 0 else "cpu",
+        "faiss_version": faiss.__version__,
         "metrics": metrics,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        faiss.write_index(index, str(Path(tmp) / INDEX_FILE))
-        (Path(tmp) / ID_MAP_FILE).write_text(json.dumps({"faiss_id_to_item_id": ids.tolist()}))
-        (Path(tmp) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        meta = {"item_id": ids.tolist(), "category_id": category.tolist(), "city_id": city.tolist()}
+        (Path(tmp) / ITEM_META_FILE).write_text(json.dumps(meta))
+        ann.save(Path(tmp), built["index"], ids, manifest, built["categories"])
         with mlflow.start_run(run_id=run_id):
             mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
-            mlflow.log_metrics(metrics)
+            mlflow.log_metrics({name: value for name, value in metrics.items() if np.isfinite(value)})
+            mlflow.set_tags({"index_factory": cfg.index.factory, "index_params": json.dumps(built["params"])})
             source = mlflow.get_artifact_uri(ARTIFACT_DIR)
-    registered = tracking.index_name(cfg, model_key)
     tracking.ensure_registered_model(registered, f"FAISS index over {model_key} item vectors")
     tags = {"ds": ds, "run_id": run_id, "model_version": str(model_version), "factory": cfg.index.factory}
     version = client.create_model_version(registered, source=source, run_id=run_id, tags=tags)
     client.set_tag(run_id, "index_version", str(version.version))
+    log.info(
+        "registered %s v%s: %s, %s, recall@%d %.4f",
+        registered,
+        version.version,
+        cfg.index.factory,
+        built["params"],
+        k,
+        metrics[f"index_recall_at_{k}"],
+    )
     return {"model": model_key, "ds": ds, "run_id": run_id, "index_version": int(version.version), "metrics": metrics}
+
+
+def load_registered_index(cfg: Config, model_key: str, index_version: int | None = None, tower_version: int | None = None):
+    """``ann.load`` of a registered index version (default: the champion release's).
+
+    ``tower_version`` is the model version whose query tower will search it (default: the champion
+    release's model version); an index built from other vectors raises ``ann.IndexVersionMismatch``.
+    """
+    from indexing import release
+
+    tracking.setup(cfg)
+    serving = release.current(cfg, model_key)
+    if index_version is None or tower_version is None:
+        if serving is None:
+            raise release.ReleaseError(f"{tracking.model_name(cfg, model_key)} has no champion release: name the versions")
+        index_version = serving.index_version if index_version is None else index_version
+        tower_version = serving.model_version if tower_version is None else tower_version
+    source = mlflow.MlflowClient().get_model_version(tracking.index_name(cfg, model_key), str(index_version)).source
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
+        return ann.load(Path(local), expected_model_version=tower_version)
 
 
 def _step(args) -> dict:

@@ -12,7 +12,7 @@ import logging
 import os
 
 from recpipe import contracts, lake, tracking
-from recpipe.config import load_config
+from recpipe.config import Config, load_config
 from recpipe.runner import run_step
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,47 @@ def raw_ready(ds: str) -> bool:
     return ready
 
 
-def check_data(suite: str, ds: str) -> dict:
-    """Run a data check suite on day ``ds``; raises ``DataCheckFailed`` when it fails."""
-    from validation.data_checks import check_partition
+FEATURE_SUITES = ("ranking_samples", "item2vec_pairs", "retrieval_samples")
 
-    return check_partition(suite, load_config(), ds)
+
+def validate_features(ds: str, run_id: str) -> list[dict]:
+    """Check the day's training sets (GX) and log each result into the night's ``data`` run, for the run card.
+
+    Every suite runs and is logged before a failure is raised, so the card shows all of them.
+    """
+    import mlflow
+
+    from validation.data_checks import DataCheckFailed, check_partition
+
+    cfg = load_config()
+    tracking.setup(cfg)
+    data_run = _data_run(ds, run_id)
+    results, failures = [], []
+    for suite in FEATURE_SUITES:
+        try:
+            summary = check_partition(suite, cfg, ds)
+        except DataCheckFailed as exc:
+            summary = {"suite": suite, "success": False, "error": str(exc)}
+            failures.append(str(exc))
+        results.append(summary)
+        if data_run is not None:
+            mlflow.MlflowClient().log_dict(data_run, summary, f"data/{suite}_check.json")
+    if failures:
+        raise DataCheckFailed("; ".join(failures))
+    return results
+
+
+def _data_run(ds: str, airflow_run_id: str) -> str | None:
+    """The MLflow run id of the night's ``data`` run (made by ``validate_events``), if there is one."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        filter_string=f"tags.stage = 'data' and tags.ds = '{ds}' and tags.airflow_run_id = '{airflow_run_id}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else None
 
 
 def validate_events(ds: str, run_id: str) -> dict:
@@ -109,10 +145,12 @@ def gate(model: str, trained: dict) -> dict:
     return decide(model, load_config(), trained["run_id"])
 
 
-def promote(model: str, verdict: dict) -> dict:
-    """Promote the release if its gate passed."""
+def promote(model: str, verdict: dict, airflow_run_id: str) -> dict:
+    """Promote the release if its gate passed; the release history names this Airflow run as the actor."""
     from indexing.promote import promote as do_promote
+    from indexing.release import ACTOR_ENV
 
+    os.environ[ACTOR_ENV] = f"airflow nightly_retrain {airflow_run_id}"
     return do_promote(model, load_config(), verdict)
 
 
@@ -125,11 +163,21 @@ def write_summary(ds: str, run_id: str) -> str:
     )
 
 
-def summarize(ds: str, airflow_run_id: str | None = None) -> list[dict]:
+def write_run_card(ds: str, run_id: str) -> dict:
+    """Write the night's run card (HTML) into MLflow and the lake, and log where it is, for the task's log."""
+    from reporting.run_card import write_run_card as write_card
+
+    card = write_card(load_config(), ds, run_id)
+    where = card.get("ui_url") or card["artifact_uri"]
+    log.info("run card: %s (MLflow run %s; lake copy %s)", where, card["mlflow_run_id"], card["lake_uri"])
+    return card
+
+
+def summarize(ds: str, airflow_run_id: str | None = None, cfg: Config | None = None) -> list[dict]:
     """Per model, the newest training run of day ``ds`` (of one Airflow run, if given): metrics, verdict, promotion."""
     import mlflow
 
-    cfg = load_config()
+    cfg = cfg or load_config()
     tracking.setup(cfg)
     out = []
     for model in tracking.MODELS:

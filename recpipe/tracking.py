@@ -32,6 +32,7 @@ def index_name(cfg: Config, model: str) -> str:
 def setup(cfg: Config) -> str:
     """Point MLflow at the configured tracking URI and experiment (created if missing); return its id."""
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # task logs, not terminals
     import mlflow
 
     uri = cfg.mlflow_tracking_uri

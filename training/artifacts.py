@@ -53,11 +53,16 @@ def log_item_vectors(vectors: np.ndarray, version: int) -> None:
     _log_table(table, EMBEDDINGS_ARTIFACT)
 
 
+def load_item_table(run_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, their vectors) exactly as a recall training run logged them: the rows an index holds."""
+    table = _load_table(run_id, EMBEDDINGS_ARTIFACT)
+    ids = table.column("item_id").to_numpy().astype(np.int64)
+    return ids, np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+
+
 def load_item_vectors(run_id: str) -> np.ndarray:
     """The item vector table logged by a recall training run (row i is item i; missing ids are zero)."""
-    table = _load_table(run_id, EMBEDDINGS_ARTIFACT)
-    ids = table.column("item_id").to_numpy()
-    vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+    ids, vectors = load_item_table(run_id)
     out = np.zeros((int(ids.max()) + 1, vectors.shape[1]), dtype=np.float32)
     out[ids] = vectors
     return out

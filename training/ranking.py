@@ -119,10 +119,21 @@ def oracle_auc(cfg: Config, ds: str, split: RankingSplit) -> dict[str, float]:
     }
 
 
-def evaluate_model(model: keras.Model, split: RankingSplit, batch_size: int = 4096) -> dict[str, float]:
-    """AUC, logloss, calibration, GAUC over users and the per-slice metrics of a click model on a split."""
+def predict(model: keras.Model, split: RankingSplit, batch_size: int = 4096) -> np.ndarray:
+    """A click model's predicted probabilities on every row of a split, shape ``(n,)``."""
     features = {name: split.features[name] for name in (f["name"] for f in model.features)}
-    probs = np.asarray(model.predict(features, batch_size=batch_size, verbose=0)).reshape(-1)
+    return np.asarray(model.predict(features, batch_size=batch_size, verbose=0)).reshape(-1)
+
+
+def evaluate_model(
+    model: keras.Model, split: RankingSplit, batch_size: int = 4096, probs: np.ndarray | None = None
+) -> dict[str, float]:
+    """AUC, logloss, calibration, GAUC over users and the per-slice metrics of a click model on a split.
+
+    ``probs``, when given, are the model's predictions on ``split`` from ``predict``, not made a second time.
+    """
+    if probs is None:
+        probs = predict(model, split, batch_size)
     slices = {name: split.features[column] for name, column in SLICES.items()}
     return metrics.ranking_report(split.labels, probs, groups=split.user_ids, slices=slices, value_names=VALUE_NAMES)
 

@@ -27,6 +27,7 @@ from recpipe.config import Config, load_config
 from recpipe.runner import step_main
 from training import baseline, compute, export, ranking, recall, towers
 from training.artifacts import load_item_vectors, log_item_vectors, log_query_vectors
+from training.metrics import roc_points
 
 log = logging.getLogger(__name__)
 GBDT_ARTIFACT = "gbdt"  # XGBoost+Wide&Deep: the booster as XGBoost JSON
@@ -167,13 +168,15 @@ def train_ranking(key: str, cfg: Config, ds: str, run_id: str) -> tuple[int, dic
         with tempfile.TemporaryDirectory() as tmp:
             booster.save_model(f"{tmp}/model.json")
             mlflow.log_artifact(f"{tmp}/model.json", artifact_path=name)
+    eval_probs = ranking.predict(fitted.model, eval_split)
     metrics = {
-        **ranking.evaluate_model(fitted.model, eval_split),
+        **ranking.evaluate_model(fitted.model, eval_split, probs=eval_probs),
         **ranking.oracle_auc(cfg, ds, eval_split),
         **fitted.metrics,
         "eval_examples": float(len(eval_split.labels)),
         "train_seconds": seconds,
     }
+    mlflow.log_dict(roc_points(eval_split.labels, eval_probs), "eval/roc.json")
     if cfg.ranking.lr_baseline:  # fitted by the night's first ranking run, read back by the others
         specs = ranking.feature_specs(cfg, ds)
         lr, reused = baseline.shared_baseline_metrics(

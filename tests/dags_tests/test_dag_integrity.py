@@ -55,6 +55,11 @@ def test_nightly_retrain_shape(dagbag):
     assert tasks["sessions"].upstream_task_ids == {"validate_events"}
     assert tasks["wait_for_raw_events"].mode == "reschedule"
     assert tasks["validate_events"].retries == 0  # a failed data check is not retried
+    promotions = {f"promote_{model}" for model in (*RANKING_MODELS, "item2vec", "youtube_dnn", "two_tower")}
+    assert tasks["summary"].upstream_task_ids == promotions == tasks["run_card"].upstream_task_ids
+    # The card is written whatever failed; the summary, also a leaf, still fails the run when a model failed.
+    assert tasks["run_card"].trigger_rule == "all_done" and tasks["summary"].trigger_rule == "all_success"
+    assert {t.task_id for t in dag.tasks if not t.downstream_task_ids} == {"summary", "run_card"}
 
 
 def test_parsing_touches_no_connection_or_variable(monkeypatch):
