@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
 import keras
@@ -9,12 +10,14 @@ import numpy as np
 from keras import ops
 
 from training.layers.blocks import MLP
-from training.layers.ctr import FieldEmbedding, check_features, log_count, numeric_value
+from training.layers.ctr import FieldEmbedding, WideLinear, check_features, log_count, numeric_value
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
-class ClickModel(keras.Model):
+class ClickModel(keras.Model, metaclass=abc.ABCMeta):
     """Click probability [B] from a dict of feature tensors; subclasses define ``logit`` [B, 1].
+
+    ``logit`` is abstract: a subclass without one fails at construction with a ``TypeError`` naming it.
 
     Args:
         features: feature specs as dicts (``name``, ``kind``, ``vocab_size``), from the contract.
@@ -90,9 +93,9 @@ class ClickModel(keras.Model):
         """Build on example inputs (how Keras rebuilds a loaded model before it sets the weights)."""
         self(self.example_inputs(config.get("example_rows", 1)))
 
+    @abc.abstractmethod
     def logit(self, inputs, raw, training=None):
         """[B, 1] logits from the standardised ``inputs``; ``raw`` holds the features as fed."""
-        raise NotImplementedError(f"{type(self).__name__} must define `logit`")
 
     def call(self, inputs, training=None):
         logits = self.logit(self.standardize(inputs), inputs, training=training)
@@ -142,3 +145,29 @@ class DeepClickModel(ClickModel):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "hidden_units": self.hidden_units, "dropout": self.dropout}
+
+
+class WidePart(abc.ABC):
+    """Mixin of a ``ClickModel`` (listed before it): the Wide&Deep wide part beside a deep part on embeddings.
+
+    logit = wide(ids, crossed ids, numeric values) + ``deep_logit``(embedded categorical and numeric features).
+    A subclass calls ``add_wide_part`` in its constructor and defines ``deep_logit``.
+    """
+
+    def add_wide_part(self, crosses: Sequence[Sequence[str]], cross_bins: int) -> None:
+        """Add the wide part (``crosses``: pairs of categorical features, ``cross_bins`` ids each) and the deep embedding."""
+        self.crosses = [list(c) for c in crosses]
+        self.cross_bins = cross_bins
+        self.wide = WideLinear(self.features, self.crosses, cross_bins, self.oov_buckets, self.embedding_l2, name="wide")
+        self.deep_embedding = self.categorical_embedding()
+
+    @abc.abstractmethod
+    def deep_logit(self, x, raw, training=None):
+        """The logit [B, 1] added to the wide part's, from the deep input ``x`` [B, C * d + N] and ``raw`` as fed."""
+
+    def logit(self, inputs, raw, training=None):
+        deep = self.deep_logit(self.dense_input(self.deep_embedding(inputs), inputs), raw, training=training)
+        return self.wide(inputs) + deep
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "crosses": self.crosses, "cross_bins": self.cross_bins}

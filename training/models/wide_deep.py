@@ -6,12 +6,11 @@ from collections.abc import Sequence
 
 import keras
 
-from training.layers.ctr import WideLinear
-from training.models.ctr import DeepClickModel
+from training.models.ctr import DeepClickModel, WidePart
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
-class WideDeep(DeepClickModel):
+class WideDeep(WidePart, DeepClickModel):
     """Click probability from a dict of feature tensors.
 
     Args:
@@ -36,26 +35,16 @@ class WideDeep(DeepClickModel):
         **kwargs,
     ) -> None:
         super().__init__(features, embedding_dim, hidden_units, dropout, oov_buckets, **kwargs)
-        self.crosses = [list(c) for c in crosses]
-        self.cross_bins = cross_bins
-        self.wide = WideLinear(self.features, self.crosses, cross_bins, oov_buckets, self.embedding_l2, name="wide")
-        self.deep_embedding = self.categorical_embedding()
+        self.add_wide_part(crosses, cross_bins)
 
     def extra_inputs(self, raw) -> tuple[list, list]:
         """(wide logits [B, 1], deep inputs [B, k]) that subclasses add from the features as fed; none here."""
         return [], []
 
-    def logit(self, inputs, raw, training=None):
+    def deep_logit(self, x, raw, training=None):
+        """The MLP's logit of ``x`` and the extra deep inputs, plus the extra wide logits."""
         extra_wide, extra_deep = self.extra_inputs(raw)
-        deep = keras.ops.concatenate([self.dense_input(self.deep_embedding(inputs), inputs), *extra_deep], axis=-1)
-        logit = self.wide(inputs) + self.head(deep, training=training)
+        logit = self.head(keras.ops.concatenate([x, *extra_deep], axis=-1), training=training)
         for term in extra_wide:
             logit = logit + term
         return logit
-
-    def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "crosses": self.crosses,
-            "cross_bins": self.cross_bins,
-        }

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import keras
 
-from training.layers.ctr import ResidualBlock, WideLinear
-from training.models.ctr import ClickModel
+from training.layers.ctr import ResidualBlock
+from training.models.ctr import ClickModel, WidePart
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
-class WideResNet(ClickModel):
+class WideResNet(WidePart, ClickModel):
     """logit = wide(ids, crosses) + Dense(ResBlock^n(Dense_width(embeddings, numeric values))).
 
     Args:
@@ -42,29 +42,24 @@ class WideResNet(ClickModel):
         super().__init__(features, embedding_dim, oov_buckets, **kwargs)
         if width <= 0 or blocks <= 0:
             raise ValueError(f"`width` and `blocks` should be positive. Received: width={width}, blocks={blocks}")
-        self.crosses = [list(c) for c in crosses]
-        self.cross_bins = cross_bins
         self.width = width
         self.blocks = blocks
         self.batch_norm = batch_norm
         self.dropout = dropout
-        self.wide = WideLinear(self.features, self.crosses, cross_bins, oov_buckets, self.embedding_l2, name="wide")
-        self.deep_embedding = self.categorical_embedding()
+        self.add_wide_part(crosses, cross_bins)
         self.stem = keras.layers.Dense(width, activation="relu", name="stem")
         self.res = [ResidualBlock(width, batch_norm, dropout, name=f"res_{i}") for i in range(blocks)]
         self.deep_out = keras.layers.Dense(1, name="deep_logit")
 
-    def logit(self, inputs, raw, training=None):
-        h = self.stem(self.dense_input(self.deep_embedding(inputs), inputs))
+    def deep_logit(self, x, raw, training=None):
+        h = self.stem(x)
         for block in self.res:
             h = block(h, training=training)
-        return self.wide(inputs) + self.deep_out(h)
+        return self.deep_out(h)
 
     def get_config(self) -> dict:
         return {
             **super().get_config(),
-            "crosses": self.crosses,
-            "cross_bins": self.cross_bins,
             "width": self.width,
             "blocks": self.blocks,
             "batch_norm": self.batch_norm,
