@@ -306,7 +306,9 @@ def _search_ids(index: faiss.Index, queries: np.ndarray, k: int) -> np.ndarray:
     return index.search(queries, k)[1]
 
 
-def tune(index: faiss.Index, queries: np.ndarray, truth_ids: np.ndarray, k: int, target: float) -> tuple[dict[str, int], float]:
+def tune(
+    index: faiss.Index, queries: np.ndarray, truth_ids: np.ndarray, k: int, target: float, search=None
+) -> tuple[dict[str, int], float]:
     """The cheapest search setting whose recall@k against the exact top-k reaches ``target``.
 
     Tries ``search_parameter(index)``'s values from ``faiss.ParameterSpace`` in increasing order
@@ -318,6 +320,8 @@ def tune(index: faiss.Index, queries: np.ndarray, truth_ids: np.ndarray, k: int,
         truth_ids: ``(n_queries, k)`` exact top-k item ids (``exact_topk``).
         k: neighbours per query.
         target: the recall@k to reach, in [0, 1].
+        search: ``search(index, queries, k) -> item ids`` measured at each setting; default a plain
+            ``index.search`` (pass a filtered search to tune the setting filtered queries need).
 
     Returns:
         ``({name: value}, recall)``; ``({}, recall)`` for an index without a search parameter (Flat, PQ).
@@ -332,7 +336,7 @@ def tune(index: faiss.Index, queries: np.ndarray, truth_ids: np.ndarray, k: int,
     best: tuple[dict[str, int], float] = ({}, -1.0)
     for params in settings:
         apply_params(index, params)
-        recall = recall_at_k(_search_ids(index, q, k), truth_ids)
+        recall = recall_at_k((search or _search_ids)(index, q, k), truth_ids)
         log.info("recall@%d %.4f at %s", k, recall, params or "the index's only setting")
         if recall >= target:
             return params, recall
@@ -349,14 +353,17 @@ def _setting_text(params: dict[str, int]) -> str:
     return ", ".join(f"{n}={v}" for n, v in params.items()) or "its only setting"
 
 
-def latency(index: faiss.Index, queries: np.ndarray, k: int, batch: int, repeats: int | None = None) -> dict[str, float]:
+def latency(
+    index: faiss.Index, queries: np.ndarray, k: int, batch: int, repeats: int | None = None, threads: int | None = None
+) -> dict[str, float]:
     """Wall time of ``index.search`` on consecutive batches of ``batch`` queries (cycling through ``queries``).
-
-    FAISS searches with all its OpenMP threads, so these are latencies of the whole process, not of one core.
 
     Args:
         repeats: timed batches; default ``max(20, 200 // batch)`` (200 of batch 1, 20 of batch 256),
             after one untimed warm-up batch.
+        threads: OpenMP threads FAISS searches with (restored afterwards); default all of them. A
+            serving worker answering single queries runs one thread: with more, a lone query waits
+            for the other threads to get a core, which on a busy machine is most of its latency.
 
     Returns:
         ``p50_ms`` and ``p99_ms`` per batch, ``qps`` (queries per second over all timed batches) and ``batches``.
@@ -366,12 +373,18 @@ def latency(index: faiss.Index, queries: np.ndarray, k: int, batch: int, repeats
     q = np.ascontiguousarray(queries, dtype=np.float32)
     repeats = repeats or max(20, 200 // batch)
     batches = [q[np.arange(i * batch, (i + 1) * batch) % len(q)] for i in range(repeats + 1)]
-    index.search(batches[0], k)
-    times = []
-    for b in batches[1:]:
-        start = time.perf_counter()
-        index.search(b, k)
-        times.append(time.perf_counter() - start)
+    before = faiss.omp_get_max_threads()
+    if threads is not None:
+        faiss.omp_set_num_threads(threads)
+    try:
+        index.search(batches[0], k)
+        times = []
+        for b in batches[1:]:
+            start = time.perf_counter()
+            index.search(b, k)
+            times.append(time.perf_counter() - start)
+    finally:
+        faiss.omp_set_num_threads(before)
     t = np.asarray(times)
     return {
         "p50_ms": float(np.percentile(t, 50) * 1000),
@@ -408,6 +421,8 @@ def validate(
 ) -> dict[str, float]:
     """Check that ``index`` serves ``vectors``/``ids`` and measure it at its current search setting.
 
+    Batch-1 latency is measured on one thread (a serving worker's single query), batch 256 on all.
+
     Returns:
         ``index_recall_at_{k}``, ``index_latency_ms_p50_batch1``, ``index_latency_ms_p99_batch1``,
         ``index_latency_ms_p50_batch256``, ``index_latency_ms_p99_batch256``, ``index_qps_batch256``
@@ -420,7 +435,7 @@ def validate(
     _check_index_matches(index, vectors.shape[1], ids)
     q = np.ascontiguousarray(queries, dtype=np.float32)
     recall = recall_at_k(_search_ids(index, q, k), exact_topk(vectors, ids, q, k))
-    one, many = latency(index, q, k, batch=1), latency(index, q, k, batch=256)
+    one, many = latency(index, q, k, batch=1, threads=1), latency(index, q, k, batch=256)
     metrics = {
         f"index_recall_at_{k}": recall,
         "index_latency_ms_p50_batch1": one["p50_ms"],

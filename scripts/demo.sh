@@ -45,6 +45,7 @@ for ds in "${DAYS[@]}"; do
   python "$RECPIPE_HOME/scripts/task_times.py" nightly_retrain "$ds" | sed 's/^/   /'
   echo
   recpipe summary --ds "$ds"
+  echo "   run card: $VAR/lake/reports/nightly/ds=$ds/run_card.html (also in MLflow: run 'run card ds=$ds')"
   echo
   n=$((n + 1))
 done
@@ -52,4 +53,5 @@ done
 echo "== done in $(( $(date +%s) - t0 )) s"
 echo "Lake:    $RECPIPE_HOME/var/lake   (raw/, staged/, sessions/, training/, reports/)"
 echo "MLflow:  make mlflow-ui   -> http://localhost:${MLFLOW_PORT:-5000}  (experiment recpipe-nightly; models recpipe-<model> and recpipe-<recall model>-index)"
+echo "Releases: recpipe releases <model>; undo one with recpipe rollback <model>"
 echo "Airflow: make airflow-ui  -> http://localhost:${AIRFLOW_PORT:-8793}  (airflow standalone prints the admin login)"
