@@ -82,8 +82,11 @@ def decide(model_key: str, cfg: Config, run_id: str) -> dict:
     return verdict
 
 
-def promote(model_key: str, cfg: Config, verdict: dict) -> dict:
-    """Make the verdict's release the champion if its gate passed; else change nothing. Idempotent."""
+def promote(model_key: str, cfg: Config, verdict: dict, who: str | None = None) -> dict:
+    """Make the verdict's release the champion if its gate passed; else change nothing. Idempotent.
+
+    ``who`` is the actor recorded in the release history (default ``release.actor()``).
+    """
     import mlflow
 
     tracking.setup(cfg)
@@ -101,7 +104,13 @@ def promote(model_key: str, cfg: Config, verdict: dict) -> dict:
     expected = None if verdict["champion_version"] == "none" else int(verdict["champion_version"])
     try:
         release.commit(
-            cfg, target, action="promote", expected=expected, reason="gate passed", extra={"gate_run_id": verdict["run_id"]}
+            cfg,
+            target,
+            action="promote",
+            expected=expected,
+            who=who,
+            reason="gate passed",
+            extra={"gate_run_id": verdict["run_id"]},
         )
     except release.ChampionMoved as exc:
         raise RuntimeError(

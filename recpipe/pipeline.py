@@ -148,10 +148,8 @@ def gate(model: str, trained: dict) -> dict:
 def promote(model: str, verdict: dict, airflow_run_id: str) -> dict:
     """Promote the release if its gate passed; the release history names this Airflow run as the actor."""
     from indexing.promote import promote as do_promote
-    from indexing.release import ACTOR_ENV
 
-    os.environ[ACTOR_ENV] = f"airflow nightly_retrain {airflow_run_id}"
-    return do_promote(model, load_config(), verdict)
+    return do_promote(model, load_config(), verdict, who=f"airflow nightly_retrain {airflow_run_id}")
 
 
 def write_summary(ds: str, run_id: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from indexing import release
 from recpipe import lake, tracking
 from tests.e2e_helpers import OUTPUTS, airflow, fingerprint, make_lake
 
@@ -45,6 +46,17 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
         assert run.data.params["etl.lookback_days"] == "2"
     index = client.get_model_version_by_alias(tracking.index_name(cfg, "item2vec"), "champion")
     assert index.tags["model_version"] == "1"
+    for model in tracking.RECALL_MODELS:  # each index was tuned, validated and logged under the same names
+        run = client.get_run(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").run_id)
+        for name in ("index_recall_at_50", "index_latency_ms_p99_batch1", "index_city_recall_at_50", "index_qps_batch256"):
+            assert name in run.data.metrics, (model, name)
+        assert run.data.tags["index_factory"] == cfg.index.factory and "index_error" not in run.data.tags
+    assert [e["action"] for e in release.history(cfg, "two_tower")] == ["promote"]
+    card = f"{lake.partition_uri(cfg.lake_root, 'reports/nightly', DAY1)}/run_card.html"
+    page = open(card, encoding="utf-8").read()
+    assert all(f'id="model-{model}"' in page for model in tracking.MODELS) and "<svg" in page
+    reports = mlflow.search_runs(filter_string=f"tags.stage = 'report' and tags.ds = '{DAY1}'", output_format="list")
+    assert len(reports) == 1 and reports[0].info.run_name == f"run card ds={DAY1}"
     i2v = client.get_run(client.get_model_version_by_alias(tracking.model_name(cfg, "item2vec"), "champion").run_id)
     assert i2v.data.metrics["recall_at_50"] > i2v.data.metrics["popularity_recall_at_50"]
     assert 0 < i2v.data.metrics["recall_at_50"] <= i2v.data.metrics["oracle_recall_at_50"] + 0.1
@@ -79,5 +91,12 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
         names = {"auc", "logloss", "gauc", "calibration", "lr_auc", "oracle_auc", "auc__user_type_C", "train_examples_per_second"}
         assert names <= set(run.data.metrics), (model, names - set(run.data.metrics))
     assert client.get_model_version_by_alias(tracking.index_name(cfg, "item2vec"), "champion").tags["model_version"] == "2"
+    events = release.history(cfg, "item2vec")
+    assert [(e["from_model_version"], e["to_model_version"], e["status"]) for e in events] == [
+        ("none", "1", "completed"),
+        ("1", "2", "completed"),
+    ]
+    assert events[1]["actor"].startswith("airflow nightly_retrain ") and events[1]["to_ds"] == DAY2
+    assert [e["to_model_version"] for e in release.history(cfg, "wide_deep")] == ["1"]  # its failed gate released nothing
     # Day 2's run wrote day 2's partitions and left day 1's untouched.
     assert {c.name: fingerprint(cfg, c.name, DAY1) for c in OUTPUTS} == before
