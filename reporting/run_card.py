@@ -309,7 +309,8 @@ def _collect_model(cfg: Config, client, model: str, found: dict | None) -> dict:
         "index": {
             "metrics": _rows(index_order, own, champ),
             "params": _index_params(tags),
-            "factory": params.get("index_factory"),
+            "factory": tags.get("index_factory") or params.get("index_factory"),
+            "error": tags.get("index_error"),
         },
         "gate": _gate(tags, _load_json(run_id, VERDICT_ARTIFACT, gate_present)),
         "config_diff": _config_diff(cfg, client, model, params, tags.get("champion_version")),
@@ -586,9 +587,11 @@ def _render_slices(slices: list[dict]) -> str:
 
 def _render_index(entry: dict) -> str:
     index = entry.get("index") or {}
-    if not index.get("metrics") and index.get("params") is None and index.get("factory") is None:
+    if not index.get("metrics") and index.get("params") is None and index.get("factory") is None and not index.get("error"):
         return ""
     out = [f"<h3>Index ({_version(entry.get('index_version'))})</h3>"]
+    if index.get("error"):
+        out.append(f'<p class="fail">index refused, not registered: {_e(index["error"])}</p>')
     factory = index.get("factory")
     out.append(f"<p>factory <code>{_e(factory)}</code></p>" if factory else '<p class="missing">factory not recorded</p>')
     params = index.get("params")

@@ -103,8 +103,10 @@ def night(tmp_path_factory):
         recall |= {"hr_at_50": 0.6, "recall_at_50__city_1": 0.35, "rows__city_1": 20, "index_recall_at_50": 0.93}
         recall |= {"index_latency_ms_p50_batch1": 0.4, "index_size": 500}
         tags = {"model_version": "1", "index_version": "1", "champion_version": "none", "promoted": "true"}
-        tags["index_params"] = json.dumps({"nprobe": 4})
-        ids["item2vec"] = _train_run(cfg, "item2vec", AIRFLOW, {"index_factory": "IVF16,Flat"}, recall, tags)
+        tags["index_params"], tags["index_factory"] = json.dumps({"nprobe": 4}), "IVF16,Flat"
+        ids["item2vec"] = _train_run(cfg, "item2vec", AIRFLOW, {}, recall, tags)
+        refused = {"model_version": "1", "champion_version": "none", "index_error": "held-out index recall@50 is 0.8000"}
+        ids["youtube_dnn"] = _train_run(cfg, "youtube_dnn", AIRFLOW, {}, {"recall_at_50": 0.3}, refused)
         with mlflow.start_run(run_id=ids["item2vec"]):
             for step, loss in enumerate([1.2, 0.9]):
                 mlflow.log_metric("train_loss", loss, step=step)
@@ -179,6 +181,8 @@ def test_render_shows_models_slices_gate_and_diff_escaped(night):
     assert "etl.seed" not in page  # equal on both sides
     assert wide.count("<svg") == 2 and i2v.count("<svg") == 2  # ROC + training; recall@K + training
     assert "first run" in i2v and "nprobe" in i2v and "IVF16,Flat" in i2v
+    refused = _section(night["html"], "youtube_dnn")
+    assert '<p class="fail">index refused, not registered: held-out index recall@50 is 0.8000</p>' in refused
     summary = page[page.index('id="summary"') : page.index("</section>", page.index('id="summary"'))]
     assert re.search(r'<tr class="fail"><td><a href="#model-wide_deep">', summary)
     assert 'href="#model-item2vec"' in summary and "PASSED (first run)" in summary
