@@ -18,10 +18,21 @@ export RECPIPE_STEPS := inprocess
 export RECPIPE_SPARK := inprocess
 export AIRFLOW_HOME := $(CURDIR)/var/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+# Cluster policy (airflow_config/airflow_local_settings.py): backfill runs' tasks queue behind the nightly run's.
+export PYTHONPATH := $(CURDIR)/airflow_config$(if $(PYTHONPATH),:$(PYTHONPATH))
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 # timeout: SQLite busy-wait, so CLI commands do not fail with "database is locked" while the scheduler writes.
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/var/airflow/airflow.db?timeout=60
 export AIRFLOW_CONN_SPARK_DEFAULT := {"conn_type": "spark", "host": "local[*]"}
+# Login required, set here rather than left to defaults: Airflow 3's SimpleAuthManager, one user `admin` (role
+# admin), never "all admins" (which turns login off). Airflow generates the password on the first start into
+# $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated ([core] simple_auth_manager_passwords_file is
+# left unset so it follows AIRFLOW_HOME, also in tests that use their own home).
+export AIRFLOW__CORE__AUTH_MANAGER := airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS := False
+# The API server (UI and REST API) listens on loopback only, as the MLflow UI does.
+export AIRFLOW__API__HOST := 127.0.0.1
 export AIRFLOW_PORT ?= 8793
 export AIRFLOW__API__PORT := $(AIRFLOW_PORT)
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:$(AIRFLOW_PORT)/execution/
@@ -31,7 +42,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: install check-java demo test lint bench-etl repro-movielens repro-frappe airflow-init airflow-ui mlflow-ui constraints clean
+.PHONY: install check-java demo test lint bench-etl repro-movielens repro-frappe airflow-init airflow-ui mlflow-ui constraints clean audit
 
 install: $(STAMP)
 
@@ -82,7 +93,7 @@ repro-frappe: $(STAMP)
 	$(BIN)/python benchmarks/frappe_repro.py --src "$(FRAPPE)" --out var/bench/frappe-repro.md $(REPRO_ARGS)
 
 airflow-ui: $(STAMP) airflow-init
-	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT); the admin password is printed below and kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT): log in as admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated (generated, and printed below, on the first start)"
 	airflow standalone
 
 mlflow-ui: $(STAMP)
@@ -94,6 +105,12 @@ constraints: $(STAMP)
 	{ echo "# Exact versions of every package in the recpipe environment (Python 3.11), from pip freeze."; \
 	  echo "# Regenerate after changing setup.cfg: make constraints"; \
 	  $(BIN)/pip freeze --exclude-editable | grep -viE '^(recpipe|pyspark-client)=='; } > constraints.txt
+
+# Known vulnerabilities of the pinned environment (constraints.txt and the GPU image's docker/train-gpu/constraints-gpu.txt)
+# with pip-audit. A finding fails unless listed in security/pip-audit-ignore.txt and explained in security/pip-audit.md;
+# an unreachable vulnerability service fails too (exit 2), unless AUDIT_ARGS="--if-unreachable warn" (CI; see that file).
+audit: $(STAMP)
+	$(BIN)/python security/audit.py $(AUDIT_ARGS)
 
 clean:
 	rm -rf var

@@ -7,7 +7,14 @@ gated) -> validate staged events (GX; quarantine counts to MLflow) -> Spark: ses
 train -> (index: build, tune, validate, register) -> evaluate champion on the same eval set -> gate -> promote
 -> summary, and the run card (HTML, in MLflow), written even when a model failed.
 Every task reads its own day's partitions and overwrites its own, so reruns and backfills are idempotent.
-The run for day D starts at 00:00 UTC on D+1 and waits for D's logs.
+The run for day D starts at 00:00 UTC on D+1 and waits for D's logs (``RECPIPE_RAW_WAIT_TIMEOUT``, 6 h by
+default); past that it fails naming the missing ``_SUCCESS`` marker.
+
+Assets: each training-set job publishes the datasets it wrote (``x-recpipe://lake/training/...``, the day in
+the event's ``extra``); ``promote_<recall model>`` publishes ``x-recpipe://release/<model>`` only when it
+promoted a release (through an asset alias, so an unchanged champion emits nothing), which
+``index_serving_refresh`` is scheduled on. GPU steps run locally or as Kubernetes pods (``RECPIPE_TRAINING``,
+``recpipe.deploy``).
 """
 
 from __future__ import annotations
@@ -16,14 +23,56 @@ import importlib.util
 from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import PokeReturnValue, chain, dag, task
+from airflow.sdk import Asset, AssetAlias, BaseSensorOperator, Context, chain, dag, task
+from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from recpipe.pipeline import SPARK_CONF, spark_mode
+from recpipe import deploy
+from recpipe.pipeline import SPARK_CONF, TRAINING_SET_OUTPUTS, dataset_asset_uri, release_asset_uri, spark_mode
 from recpipe.tracking import RANKING_MODELS, RECALL_MODELS
 
 GPU_STEP_TIMEOUT = timedelta(hours=3)
-SPARK_MODE = spark_mode()  # RECPIPE_SPARK: a deployment setting, like the connection (see recpipe.pipeline)
+# Deployment settings, like the connections: read when the DAG is parsed (recpipe.pipeline, recpipe.deploy).
+SPARK_MODE = spark_mode()  # RECPIPE_SPARK
+RAW_WAIT = deploy.raw_wait()  # RECPIPE_RAW_WAIT_TIMEOUT, RECPIPE_RAW_POKE_INTERVAL
+TRAINING = deploy.training()  # RECPIPE_TRAINING and the pod settings
+TRAINING_SETS = {job: [Asset(dataset_asset_uri(d)) for d in datasets] for job, datasets in TRAINING_SET_OUTPUTS.items()}
+RELEASES = {model: Asset(release_asset_uri(model)) for model in RECALL_MODELS}
+# Promotion emits a release event only when it promoted: through an alias, which emits what the task adds.
+RELEASE_ALIASES = {model: AssetAlias(f"recpipe-release-{model}") for model in RECALL_MODELS}
+
+
+class RawEventsSensor(BaseSensorOperator):
+    """Waits for ``raw/events/ds=D/_SUCCESS``; on timeout, fails naming the day, the wait and the missing marker.
+
+    Airflow's own timeout (measured from the first poke, across reschedules) raises a message without the
+    path; it is re-raised with one, still as ``AirflowSensorTimeout``, so the task fails without retrying.
+    """
+
+    def poke(self, context: Context) -> bool:
+        from recpipe.pipeline import raw_ready
+
+        return raw_ready(context["ds"])
+
+    def execute(self, context: Context) -> None:
+        try:
+            super().execute(context)
+        except AirflowSensorTimeout as exc:
+            from recpipe.pipeline import raw_not_ready
+
+            raise AirflowSensorTimeout(raw_not_ready(context["ds"], self.timeout)) from exc
+
+
+def _publish_partitions(job: str):
+    """``post_execute`` of a training-set job: its assets' events carry the day and the partition written."""
+
+    def publish(context: Context, result=None) -> None:
+        from recpipe.pipeline import partition_event
+
+        for dataset, asset in zip(TRAINING_SET_OUTPUTS[job], TRAINING_SETS[job], strict=True):
+            context["outlet_events"][asset].extra = partition_event(dataset, context["ds"], context["run_id"])
+
+    return publish
 
 
 @task
@@ -37,8 +86,11 @@ def _spark_job(name: str):
     spec = importlib.util.find_spec(f"spark_jobs.{name}")
     if spec is None or spec.origin is None:
         raise ImportError(f"spark job module spark_jobs.{name} is not installed")
+    publishes = {}
+    if name in TRAINING_SETS:
+        publishes = {"outlets": TRAINING_SETS[name], "post_execute": _publish_partitions(name)}
     if SPARK_MODE == "inprocess":
-        return _spark_in_process.override(task_id=name)(name)
+        return _spark_in_process.override(task_id=name, **publishes)(name)
     return SparkSubmitOperator(
         task_id=name,
         application=spec.origin,
@@ -46,6 +98,35 @@ def _spark_job(name: str):
         conn_id="spark_default",
         name=f"recpipe-{name}-{{{{ ds }}}}",
         conf=SPARK_CONF,
+        **publishes,
+    )
+
+
+def _gpu_pod(step: str, model: str):
+    """A GPU step as a pod of the GPU image (``RECPIPE_TRAINING=kubernetes``): its result is the pod's XCom."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import models as k8s
+
+    quantities = {"cpu": TRAINING.cpu, "memory": TRAINING.memory}
+    return KubernetesPodOperator(
+        task_id=f"{step}_{model}",
+        name=f"recpipe-{step}-{model}".replace("_", "-"),
+        namespace=TRAINING.namespace,
+        image=TRAINING.image,
+        cmds=deploy.pod_command(step, model),
+        env_vars=deploy.pod_env(TRAINING),
+        # Every secret (MLflow, object store) comes from the Kubernetes Secret, never from the DAG.
+        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=TRAINING.secret))],
+        container_resources=k8s.V1ResourceRequirements(requests=quantities, limits={**quantities, "nvidia.com/gpu": "1"}),
+        tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")],
+        # A pod Pending for a GPU node (or pulling the image) fails the task after this, instead of hanging.
+        schedule_timeout_seconds=TRAINING.startup_timeout,
+        startup_timeout_seconds=TRAINING.startup_timeout,
+        get_logs=True,
+        on_finish_action="delete_pod",
+        do_xcom_push=True,
+        pool="gpu",
+        execution_timeout=GPU_STEP_TIMEOUT,
     )
 
 
@@ -61,12 +142,6 @@ def _spark_job(name: str):
     doc_md=__doc__,
 )
 def nightly_retrain():
-    @task.sensor(mode="reschedule", poke_interval=300, timeout=6 * 3600)
-    def wait_for_raw_events(ds: str | None = None) -> PokeReturnValue:
-        from recpipe.pipeline import raw_ready
-
-        return PokeReturnValue(is_done=raw_ready(ds))
-
     @task(retries=0)
     def validate_events(ds: str | None = None, run_id: str | None = None) -> dict:
         from recpipe.pipeline import validate_events as check_events
@@ -104,10 +179,14 @@ def nightly_retrain():
         return do_gate(model, trained)
 
     @task
-    def promote(model: str, verdict: dict, run_id: str | None = None) -> dict:
+    def promote(model: str, verdict: dict, ds: str | None = None, run_id: str | None = None, outlet_events=None) -> dict:
         from recpipe.pipeline import promote as do_promote
+        from recpipe.pipeline import release_event
 
-        return do_promote(model, verdict, run_id)
+        outcome = do_promote(model, verdict, run_id)
+        if (event := release_event(model, ds, run_id, outcome)) is not None:
+            outlet_events[RELEASE_ALIASES[model]].add(RELEASES[model], extra=event)
+        return outcome
 
     # Every model's chain ends here, whatever happened to it: the card explains failures too. It is a
     # leaf beside ``summary``, which still needs every promotion, so a failed model still fails the run.
@@ -123,24 +202,38 @@ def nightly_retrain():
 
         return write_summary(ds, run_id)
 
+    def gpu_step(step: str, model: str, trained=None):
+        """One GPU step of a model's chain, local task or pod; its result (``XComArg``) either way."""
+        if TRAINING.mode == "kubernetes":
+            pod = _gpu_pod(step, model)
+            if trained is not None:
+                trained >> pod
+            return pod.output
+        local = {"train": train, "build_index": build_index, "evaluate": evaluate}[step].override(task_id=f"{step}_{model}")
+        return local(model) if trained is None else local(model, trained)
+
+    wait_for_raw_events = RawEventsSensor(
+        task_id="wait_for_raw_events", mode="reschedule", timeout=RAW_WAIT.timeout, poke_interval=RAW_WAIT.poke_interval
+    )
     features = validate_features()
     sessions, daily = _spark_job("sessions"), _spark_job("daily_aggregates")
-    chain(wait_for_raw_events(), _spark_job("stage_events"), validate_events(), [sessions, daily])
+    chain(wait_for_raw_events, _spark_job("stage_events"), validate_events(), [sessions, daily])
     sessions >> [_spark_job("item2vec_samples"), _spark_job("retrieval_samples")] >> features
     daily >> _spark_job("ranking_samples") >> features
     outcomes, promoted = [], {}
     for model in RECALL_MODELS + RANKING_MODELS:
-        trained = train.override(task_id=f"train_{model}")(model)
+        trained = gpu_step("train", model)
         features >> trained
         if model == "two_tower":  # its item tower reads the Item2Vec champion: after tonight's promotion decision
             promoted["item2vec"] >> trained
         ready = [trained]
         if model in RECALL_MODELS:
-            ready.append(build_index.override(task_id=f"build_index_{model}")(model, trained))
-        evaluated = evaluate.override(task_id=f"evaluate_{model}")(model, trained)
+            ready.append(gpu_step("build_index", model, trained))
+        evaluated = gpu_step("evaluate", model, trained)
         verdict = gate.override(task_id=f"gate_{model}")(model, trained)
         chain(ready, evaluated, verdict)
-        promoted[model] = promote.override(task_id=f"promote_{model}")(model, verdict)
+        releases = [RELEASE_ALIASES[model]] if model in RELEASE_ALIASES else []
+        promoted[model] = promote.override(task_id=f"promote_{model}", outlets=releases)(model, verdict)
         outcomes.append(promoted[model])
     chain(outcomes, summary())
     chain(outcomes, run_card())

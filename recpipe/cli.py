@@ -9,6 +9,9 @@ recpipe rollback MODEL [--to VERSION]    restore the previous release (or an ear
 recpipe releases MODEL [--json]          every promotion and rollback of a model: when, who, why, from, to
 recpipe import {movielens,frappe,criteo} --src PATH [--lake PATH] [--start D] [--days N] [--overwrite]
                                          a public dataset into the raw log contract
+
+Days are YYYY-MM-DD calendar days. --lake names the lake root to write (see recpipe.lake.check_root for
+what it may not be). A malformed day, path or config exits with code 2 and says what it received.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from recpipe.config import ConfigError, load_config
 def _generate(args: argparse.Namespace) -> int:
     from recpipe import synthetic
 
-    root = args.lake or load_config(args.config).lake_root
+    root = lake.check_root(args.lake or load_config(args.config).lake_root)
     days = synthetic.generate(root, days=args.days, users=args.users, items=args.items, seed=args.seed, start=args.start)
     print(f"wrote {len(days)} days {days[0]}..{days[-1]} of raw events, snapshots and oracle files under {root}")
     return 0
@@ -52,6 +55,22 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+_FAILED = (" < floor ", " > ceiling ", "exceeds max", "missing from", "has no value to compare", "never replaces")
+
+
+def _gate_line(row: dict) -> str:
+    """The verdict in one line: the failed checks in full, the passed ones counted (all are in the run)."""
+    if row["gate_passed"] is None:
+        return "not run"
+    reasons = [r for r in (row["gate_reasons"] or "").split("; ") if r]
+    failed = [r for r in reasons if any(marker in r for marker in _FAILED)]
+    notes = [r for r in reasons if r.startswith(("first run", "champion v", "slices under"))]
+    checks = len(reasons) - len(notes)
+    head = "PASSED" if row["gate_passed"] == "true" else "FAILED"
+    said = [*notes[:1], *failed] if failed else notes[:1]
+    return f"{head} ({checks - len(failed)} of {checks} checks passed)" + (": " + "; ".join(said) if said else "")
+
+
 def _summary(args: argparse.Namespace) -> int:
     from recpipe.pipeline import summarize
 
@@ -76,7 +95,7 @@ def _summary(args: argparse.Namespace) -> int:
             print(f"    {k:<24} {_fmt(m.get(k))}")
         champion = row["champion_version"]
         print(f"    champion before run      {'none (first run)' if champion == 'none' else 'v' + str(champion)}")
-        print(f"    gate                     {'PASSED' if row['gate_passed'] == 'true' else 'FAILED'}: {row['gate_reasons']}")
+        print(f"    gate                     {_gate_line(row)}")
         promoted = f"yes: alias champion -> v{row['version']}" if row["promoted"] == "true" else "no"
         print(f"    promoted                 {promoted}")
     return 0
@@ -141,7 +160,7 @@ def _releases(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from recpipe.adapters import import_dataset
 
-    root = args.lake or load_config(args.config).lake_root
+    root = lake.check_root(args.lake or load_config(args.config).lake_root)
     summary = import_dataset(args.format, args.src, root, start=args.start, days=args.days, overwrite=args.overwrite)
     print(summary.describe())
     return 0
@@ -160,11 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lake", default=None, help="lake root (default: the config's lake_root)")
     gen.set_defaults(func=_generate)
     etl = sub.add_parser("etl", help="stage events, sessions and daily aggregates for a range of days (the history windows)")
-    etl.add_argument("--start", required=True)
-    etl.add_argument("--end", required=True)
+    etl.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    etl.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
     etl.set_defaults(func=_etl)
     summ = sub.add_parser("summary", help="print what the nightly run of a day did")
-    summ.add_argument("--ds", required=True)
+    summ.add_argument("--ds", required=True, help="the day, YYYY-MM-DD")
     summ.add_argument("--json", action="store_true")
     summ.set_defaults(func=_summary)
     models = list(tracking.MODELS)
@@ -206,11 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options that name a day: each is checked by lake.parse_ds before the command does anything.
+DAY_OPTIONS = ("ds", "start", "end")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a malformed day, path or config is an error naming it, with exit code 2."""
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "ds", None):
-            lake.parse_ds(args.ds)
+        for option in DAY_OPTIONS:
+            value = getattr(args, option, None)
+            if value is not None:
+                lake.parse_ds(value, f"--{option}")
         return args.func(args)
     except (ConfigError, ValueError, lake.LakeError) as exc:  # ReleaseError is a ValueError
         print(f"recpipe {args.command}: error: {exc}", file=sys.stderr)

@@ -3,6 +3,13 @@
 Unknown keys are an error, so a misspelt setting fails loudly instead of being ignored.
 String values may reference environment variables as ``${NAME}``; ``RECPIPE_HOME`` defaults to the
 repository root so the embedded defaults work from a fresh clone.
+
+Secrets never live in a config file: a password written into a URI (``postgresql://mlflow:<password>@db/mlflow``) or a
+secret query parameter (``?password=``, ``?token=``, ...) in the file's text is an error naming the key.
+Take the whole URI from the environment (``mlflow_tracking_uri: ${MLFLOW_TRACKING_URI}``) or just the secret
+(``postgresql://mlflow:${MLFLOW_DB_PASSWORD}@db/mlflow``); MLflow itself also reads
+``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``/``MLFLOW_TRACKING_TOKEN``. Expanded values may carry
+credentials; ``Config.flat()`` and ``repr(config)`` mask them.
 """
 
 from __future__ import annotations
@@ -382,6 +389,10 @@ class Config:
         """Flattened ``section.key -> value`` view with credentials in URIs masked (logged as run params)."""
         return {k: _redact(v) for k, v in _flatten(dataclasses.asdict(self)).items()}
 
+    def __repr__(self) -> str:
+        # Replaces the dataclass repr, which would print the expanded URIs with their credentials.
+        return f"Config({', '.join(f'{k}={v!r}' for k, v in self.flat().items())})"
+
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -395,13 +406,33 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# Query parameters that carry secrets in database, object-store and tracking URIs.
+_SECRET_PARAM = re.compile(
+    r"(?i)(?<=[?&;])([\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|signature)[\w.-]*)=([^&;\s#]*)"
+)
+# A password inside a URI's userinfo: ``scheme://user:<password>@host``.
+_USERINFO_PASSWORD = re.compile(r"://[^/@\s:]*:([^/@\s]+)@")
 
 
 def _redact(value: Any) -> Any:
-    return _USERINFO.sub("***@", value) if isinstance(value, str) else value
+    """Mask a URI's userinfo and secret query parameters (for logs and run params)."""
+    if not isinstance(value, str):
+        return value
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", _USERINFO.sub("***@", value))
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _refuse_literal_secret(value: str, where: str) -> None:
+    """Refuse a password or secret parameter written into the config file itself (before ``${NAME}`` expansion)."""
+    secrets = [m.group(1) for m in _USERINFO_PASSWORD.finditer(value)]
+    secrets += [m.group(2) for m in _SECRET_PARAM.finditer(value)]
+    if any(secret and not _VAR.fullmatch(secret) for secret in secrets):
+        raise ConfigError(
+            f"{where}: a credential is written in the config file ({_redact(value)}); secrets come from the "
+            "environment or Airflow connections: write ${NAME} for the whole URI or for the secret"
+        )
 
 
 def _expand(value: str, where: str) -> str:
@@ -445,6 +476,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, received {value!r}")
+        _refuse_literal_secret(value, where)
         return _expand(value, where)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)

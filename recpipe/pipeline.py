@@ -49,13 +49,115 @@ def run_spark_job(name: str, ds: str) -> str:
     return job.run(spark, load_config(), ds)
 
 
+def raw_marker(ds: str, cfg: Config | None = None) -> str:
+    """URI of the ``_SUCCESS`` marker that says day ``ds``'s raw events are complete."""
+    cfg = cfg or load_config()
+    return f"{lake.partition_uri(cfg.lake_root, contracts.RAW_EVENTS, ds)}/{lake.SUCCESS}"
+
+
 def raw_ready(ds: str) -> bool:
     """Whether day ``ds``'s raw events partition is complete (its ``_SUCCESS`` marker exists)."""
     cfg = load_config()
     ready = lake.partition_ready(cfg.lake_root, contracts.RAW_EVENTS, ds)
     if not ready:
-        log.info("waiting for %s/_SUCCESS", lake.partition_uri(cfg.lake_root, contracts.RAW_EVENTS, ds))
+        log.info("waiting for %s", raw_marker(ds, cfg))
     return ready
+
+
+def raw_not_ready(ds: str, waited_seconds: float) -> str:
+    """Why the wait for day ``ds``'s raw events failed: the day, how long it waited, the missing marker."""
+    return f"raw events for ds={ds} not ready after {_duration(waited_seconds)}: {raw_marker(ds)} is missing"
+
+
+def _duration(seconds: float) -> str:
+    """``6 h``, ``90 min``, ``2 s``: a wait as its operator wrote it."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
+
+
+# Airflow assets (data-aware scheduling). The URIs are logical names, the same in every deployment: the
+# ``x-`` scheme is Airflow's user-defined one, with no semantics checked. An asset event carries the day and
+# where its data is in its ``extra``.
+ASSET_SCHEME = "x-recpipe"
+# The training sets each Spark job writes, published as assets when the job succeeds.
+TRAINING_SET_OUTPUTS = {
+    "item2vec_samples": (contracts.ITEM2VEC_PAIRS.name, contracts.ITEM2VEC_CBOW.name, contracts.ITEM_POPULARITY.name),
+    "retrieval_samples": (contracts.RETRIEVAL_SAMPLES.name, contracts.RECALL_EVAL.name),
+    "ranking_samples": (contracts.RANKING_SAMPLES.name,),
+}
+
+
+def dataset_asset_uri(dataset: str) -> str:
+    """Asset URI of a lake dataset (all its days): ``x-recpipe://lake/training/ranking_samples``."""
+    return f"{ASSET_SCHEME}://lake/{dataset}"
+
+
+def release_asset_uri(model: str) -> str:
+    """Asset URI of a recall model's release (model version + its FAISS index): ``x-recpipe://release/two_tower``."""
+    if model not in tracking.RECALL_MODELS:
+        raise ValueError(
+            f"only recall models have an index release; received {model!r}, expected one of {tracking.RECALL_MODELS}"
+        )
+    return f"{ASSET_SCHEME}://release/{model}"
+
+
+def partition_event(dataset: str, ds: str, run_id: str) -> dict:
+    """``extra`` of the asset event of a dataset's day ``ds``: the day, its partition URI and the Airflow run."""
+    cfg = load_config()
+    return {"ds": ds, "partition": lake.partition_uri(cfg.lake_root, dataset, ds), "airflow_run_id": run_id}
+
+
+def release_event(model: str, ds: str, run_id: str, outcome: dict) -> dict | None:
+    """``extra`` of the release asset event of a promotion, or None when nothing was promoted (no event)."""
+    if model not in tracking.RECALL_MODELS or not outcome.get("promoted"):
+        return None
+    return {
+        "ds": ds,
+        "model": model,
+        "model_version": outcome["model_version"],
+        "index_version": outcome["index_version"],
+        "airflow_run_id": run_id,
+    }
+
+
+def refresh_serving_index(model: str, airflow_run_id: str, events: list[dict] | None = None) -> dict:
+    """Load the champion release's index as serving does, and record the refresh in the lake.
+
+    ``indexing.build.load_registered_index`` refuses an index built from another tower than the champion's
+    (``ann.IndexVersionMismatch``), which fails the task. The record goes to
+    ``reports/serving_refresh/ds=<the release's ds>/<model>.json`` with the triggering events' ``extra``.
+    """
+    from indexing import release
+    from indexing.build import load_registered_index
+
+    cfg = load_config()
+    tracking.setup(cfg)
+    serving = release.current(cfg, model)
+    if serving is None:
+        raise release.ReleaseError(f"{tracking.model_name(cfg, model)} has no champion release to serve")
+    index, ids, manifest, categories = load_registered_index(
+        cfg, model, index_version=serving.index_version, tower_version=serving.model_version
+    )
+    report = {
+        "model": model,
+        "model_version": serving.model_version,
+        "index_version": serving.index_version,
+        "ds": serving.ds,
+        "airflow_run_id": airflow_run_id,
+        "n_items": int(index.ntotal),
+        "ids": len(ids),
+        "factory": manifest["factory"],
+        "search_params": manifest["search_params"],
+        "categories": len(categories),
+        "triggered_by": list(events or []),
+    }
+    uri = lake.write_text(
+        lake.partition_uri(cfg.lake_root, "reports/serving_refresh", serving.ds), f"{model}.json", json.dumps(report, indent=2)
+    )
+    log.info("serving refresh of %s %s: %d items; record %s", model, serving.describe(), report["n_items"], uri)
+    return {**report, "uri": uri}
 
 
 FEATURE_SUITES = ("ranking_samples", "item2vec_pairs", "retrieval_samples")
@@ -91,6 +193,8 @@ def validate_features(ds: str, run_id: str) -> list[dict]:
 def _data_run(ds: str, airflow_run_id: str) -> str | None:
     """The MLflow run id of the night's ``data`` run (made by ``validate_events``), if there is one."""
     import mlflow
+
+    lake.parse_ds(ds)  # goes into a filter string
 
     runs = mlflow.search_runs(
         filter_string=f"tags.stage = 'data' and tags.ds = '{ds}' and tags.airflow_run_id = '{airflow_run_id}'",
@@ -175,6 +279,7 @@ def summarize(ds: str, airflow_run_id: str | None = None, cfg: Config | None = N
     """Per model, the newest training run of day ``ds`` (of one Airflow run, if given): metrics, verdict, promotion."""
     import mlflow
 
+    lake.parse_ds(ds)  # goes into a filter string
     cfg = cfg or load_config()
     tracking.setup(cfg)
     out = []

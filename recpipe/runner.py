@@ -23,6 +23,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 RESULT_PREFIX = "RECPIPE_RESULT "
+# When set, ``step_main`` also writes the result JSON to this path: a Kubernetes pod's XCom file
+# (``/airflow/xcom/return.json``, which KubernetesPodOperator's sidecar pushes as the task's return value).
+RESULT_FILE_ENV = "RECPIPE_RESULT_FILE"
 STEPS_ENV = "RECPIPE_STEPS"
 STEP_MODES = ("subprocess", "inprocess")
 log = logging.getLogger(__name__)
@@ -95,7 +98,10 @@ def _run_in_process(module: str, args: Sequence[str]) -> dict:
 
 
 def step_main(description: str, step: Callable[[argparse.Namespace], dict], models: Sequence[str], argv=None) -> dict:
-    """Shared ``main()`` of a step module: ``--model --ds --config [--run-id]``; prints and returns the result."""
+    """Shared ``main()`` of a step module: ``--model --ds --config [--run-id]``; prints and returns the result.
+
+    With ``$RECPIPE_RESULT_FILE`` set, the result is also written there (to a temporary name, then moved).
+    """
     from recpipe import lake
 
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,4 +115,16 @@ def step_main(description: str, step: Callable[[argparse.Namespace], dict], mode
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result = step(args)
     print(RESULT_PREFIX + json.dumps(result), flush=True)
+    if path := os.environ.get(RESULT_FILE_ENV):
+        _write_result(path, result)
     return result
+
+
+def _write_result(path: str, result: dict) -> None:
+    """Write the result JSON whole: a reader never sees half a file."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump(result, out)
+    os.replace(tmp, path)

@@ -54,4 +54,7 @@ echo "== done in $(( $(date +%s) - t0 )) s"
 echo "Lake:    $RECPIPE_HOME/var/lake   (raw/, staged/, sessions/, training/, reports/)"
 echo "MLflow:  make mlflow-ui   -> http://localhost:${MLFLOW_PORT:-5000}  (experiment recpipe-nightly; models recpipe-<model> and recpipe-<recall model>-index)"
 echo "Releases: recpipe releases <model>; undo one with recpipe rollback <model>"
-echo "Airflow: make airflow-ui  -> http://localhost:${AIRFLOW_PORT:-8793}  (airflow standalone prints the admin login)"
+PASSWORDS="${AIRFLOW_HOME:-$VAR/airflow}/simple_auth_manager_passwords.json.generated"
+WHEN=""
+if [ ! -e "$PASSWORDS" ]; then WHEN=", written by its first start"; fi
+echo "Airflow: make airflow-ui  -> http://localhost:${AIRFLOW_PORT:-8793}  (login required: user admin, password in $PASSWORDS$WHEN)"

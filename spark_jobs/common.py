@@ -136,10 +136,10 @@ def write_partition(df: DataFrame, root: str, contract: Contract, ds: str) -> st
 def job_main(description: str, run: Callable[[SparkSession, Config, str], str], argv: Sequence[str] | None = None) -> None:
     """Common ``main()``: parse ``--ds`` and ``--config``, run the job, print the output URI."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--ds", required=True, help="the day to process, YYYY-MM-DD")
+    # A malformed day is a usage error (exit code 2) naming the value, before any Spark session starts.
+    parser.add_argument("--ds", required=True, type=lake.ds_arg, help="the day to process, YYYY-MM-DD")
     parser.add_argument("--config", default=None, help="config YAML (default: $RECPIPE_CONFIG or embedded)")
     args = parser.parse_args(argv)
-    lake.parse_ds(args.ds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config)
     # Under spark-submit the job's module is ``__main__``: name the app after its file, as the DAG's --name does.

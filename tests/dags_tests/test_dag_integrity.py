@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from airflow.models import DagBag
 
-from recpipe.tracking import RANKING_MODELS
+from recpipe.tracking import RANKING_MODELS, RECALL_MODELS
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -22,7 +22,7 @@ def dagbag():
 def test_no_import_errors_or_warnings(dagbag):
     assert dagbag.import_errors == {}
     assert not dagbag.dag_warnings
-    assert "nightly_retrain" in dagbag.dags
+    assert set(dagbag.dags) == {"nightly_retrain", "index_serving_refresh"}
 
 
 def test_every_dag_has_tags_retries_and_one_active_run(dagbag):
@@ -53,7 +53,8 @@ def test_nightly_retrain_shape(dagbag):
     assert tasks["stage_events"].upstream_task_ids == {"wait_for_raw_events"}
     assert tasks["validate_events"].upstream_task_ids == {"stage_events"}
     assert tasks["sessions"].upstream_task_ids == {"validate_events"}
-    assert tasks["wait_for_raw_events"].mode == "reschedule"
+    sensor = tasks["wait_for_raw_events"]  # reschedule mode: no worker slot held while the logs are late
+    assert (sensor.mode, sensor.timeout, sensor.poke_interval) == ("reschedule", 6 * 3600, 300)
     assert tasks["validate_events"].retries == 0  # a failed data check is not retried
     promotions = {f"promote_{model}" for model in (*RANKING_MODELS, "item2vec", "youtube_dnn", "two_tower")}
     assert tasks["summary"].upstream_task_ids == promotions == tasks["run_card"].upstream_task_ids
@@ -62,7 +63,16 @@ def test_nightly_retrain_shape(dagbag):
     assert {t.task_id for t in dag.tasks if not t.downstream_task_ids} == {"summary", "run_card"}
 
 
-def test_parsing_touches_no_connection_or_variable(monkeypatch):
+def test_only_the_gpu_steps_take_a_gpu_slot(dagbag):
+    tasks = dagbag.dags["nightly_retrain"].tasks
+    gpu = {t.task_id for t in tasks if t.pool == "gpu"}
+    steps = {f"{step}_{model}" for step in ("train", "evaluate") for model in RECALL_MODELS + RANKING_MODELS}
+    assert gpu == steps | {f"build_index_{model}" for model in RECALL_MODELS}
+    assert {t.pool for t in tasks if t.task_id not in gpu} == {"default_pool"}
+
+
+@pytest.mark.parametrize("training", ["local", "kubernetes"])
+def test_parsing_touches_no_connection_or_variable(monkeypatch, training):
     from airflow.sdk import BaseHook, Variable
 
     def refuse(*args, **kwargs):
@@ -70,19 +80,26 @@ def test_parsing_touches_no_connection_or_variable(monkeypatch):
 
     monkeypatch.setattr(BaseHook, "get_connection", refuse)
     monkeypatch.setattr(Variable, "get", refuse)
+    monkeypatch.setenv("RECPIPE_TRAINING", training)
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
 
 
-def test_parsing_imports_no_heavy_library():
-    """DAG parsing happens often: it must not import Spark, TensorFlow, MLflow, GX or FAISS."""
+@pytest.mark.parametrize("training", ["local", "kubernetes"])
+def test_parsing_imports_no_heavy_library(training):
+    """DAG parsing happens often: it must not import Spark, TensorFlow, MLflow, GX, FAISS, or the step code.
+
+    (The Kubernetes client is imported either way: the Spark provider imports it when it is installed.)
+    """
     code = (
         "import sys; from airflow.models import DagBag; "
         f"bag = DagBag(dag_folder={str(DAGS)!r}); assert not bag.import_errors, bag.import_errors; "
-        "heavy = {'pyspark', 'tensorflow', 'keras', 'mlflow', 'great_expectations', 'faiss', 'xgboost'}; "
+        "heavy = {'pyspark', 'tensorflow', 'keras', 'mlflow', 'great_expectations', 'faiss', 'xgboost', "
+        "'training', 'indexing', 'validation', 'reporting'}; "
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "RECPIPE_TRAINING": training}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
 

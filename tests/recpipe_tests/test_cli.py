@@ -9,6 +9,33 @@ def test_generate_writes_the_lake_and_reports_it(tmp_path, capsys):
 
 def test_bad_input_exits_2_with_the_problem_named(tmp_path, capsys):
     assert main(["generate", "--days", "1", "--start", "2026-13-01", "--lake", str(tmp_path)]) == 2
-    assert "recpipe generate: error: ds is not a real calendar day: '2026-13-01'" in capsys.readouterr().err
+    assert (
+        "recpipe generate: error: --start is not a real calendar day: '2026-13-01' (expected YYYY-MM-DD)"
+        in capsys.readouterr().err
+    )
     assert main(["summary", "--ds", "yesterday"]) == 2
-    assert "ds must look like YYYY-MM-DD, received 'yesterday'" in capsys.readouterr().err
+    assert "recpipe summary: error: --ds must look like YYYY-MM-DD, received 'yesterday'" in capsys.readouterr().err
+    assert main(["summary", "--ds", ""]) == 2  # an empty day is checked too, not skipped
+    assert "--ds must look like YYYY-MM-DD, received ''" in capsys.readouterr().err
+
+
+def test_the_summary_gate_line_names_failed_checks_and_counts_the_rest():
+    from recpipe.cli import _gate_line
+
+    reasons = "; ".join(
+        [
+            "auc=0.7000 >= floor 0.5500",
+            "auc=0.7000 vs champion 0.7500: drop +0.0500 exceeds max 0.0100",
+            "auc__city_1=0.7100 >= floor 0.5000",
+            "slices under 200 rows, not gated: auc__city_9 (12 rows)",
+        ]
+    )
+    assert _gate_line({"gate_passed": "false", "gate_reasons": reasons}) == (
+        "FAILED (2 of 3 checks passed): slices under 200 rows, not gated: auc__city_9 (12 rows); "
+        "auc=0.7000 vs champion 0.7500: drop +0.0500 exceeds max 0.0100"
+    )
+    first = "first run: no champion to compare with, only absolute floors apply; auc=0.7 >= floor 0.5"
+    assert _gate_line({"gate_passed": "true", "gate_reasons": first}) == (
+        "PASSED (1 of 1 checks passed): first run: no champion to compare with, only absolute floors apply"
+    )
+    assert _gate_line({"gate_passed": None, "gate_reasons": None}) == "not run"
