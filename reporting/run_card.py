@@ -149,7 +149,8 @@ def _rows(names: Iterable[str], own: Mapping[str, float], champ: Mapping[str, fl
 
 def _slices(own: Mapping[str, float], champ: Mapping[str, float]) -> list[dict]:
     """One row per (metric, slice) from names like ``auc__city_3``; ``rows__<slice>`` gives the slice's size."""
-    names = {n for n in (*own, *champ) if SLICE_SEPARATOR in n and not n.startswith(f"rows{SLICE_SEPARATOR}")}
+    # Slice sizes are columns, not rows: ``rows__<slice>`` and prefixed copies such as ``single_rows__<slice>``.
+    names = {n for n in (*own, *champ) if SLICE_SEPARATOR in n and not n.split(SLICE_SEPARATOR, 1)[0].endswith("rows")}
     out = []
     for name in sorted(names, key=lambda n: (n.split(SLICE_SEPARATOR, 1)[0], _natural(n.split(SLICE_SEPARATOR, 1)[1]))):
         metric, label = name.split(SLICE_SEPARATOR, 1)

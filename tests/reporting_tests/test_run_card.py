@@ -101,6 +101,7 @@ def night(tmp_path_factory):
 
         recall = {"recall_at_10": 0.2, "recall_at_50": 0.4, "recall_at_100": 0.5, "popularity_recall_at_50": 0.1}
         recall |= {"hr_at_50": 0.6, "recall_at_50__city_1": 0.35, "rows__city_1": 20, "index_recall_at_50": 0.93}
+        recall |= {"single_recall_at_50__city_1": 0.3, "single_rows__city_1": 20}  # item2vec's multi-line copies
         recall |= {"index_latency_ms_p50_batch1": 0.4, "index_size": 500}
         tags = {"model_version": "1", "index_version": "1", "champion_version": "none", "promoted": "true"}
         tags["index_params"], tags["index_factory"] = json.dumps({"nprobe": 4}), "IVF16,Flat"
@@ -166,6 +167,10 @@ def test_collect_reads_index_and_recall_curve_of_a_first_recall_run(night):
     assert curves["challenger"] == {"ks": [10, 50, 100], "values": [0.2, 0.4, 0.5]}
     assert curves["popularity"] == {"ks": [50], "values": [0.1]}
     assert i2v["plots"]["roc"] is None
+    assert [(r["metric"], r["slice"], r["rows"]) for r in i2v["slices"]] == [
+        ("recall_at_50", "city_1", 20),
+        ("single_recall_at_50", "city_1", 20),  # sizes are a column, never a slice row of their own
+    ]
 
 
 def test_render_shows_models_slices_gate_and_diff_escaped(night):
