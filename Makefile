@@ -65,10 +65,13 @@ airflow-init: $(STAMP)
 demo: $(STAMP) airflow-init
 	@scripts/demo.sh
 
+# The end-to-end tests drive Debian's Chromium (browser backfill test) and run their own PostgreSQL for Airflow;
+# scripts/test_deps.sh installs the two packages when missing. PYTEST_ARGS narrows a run, e.g. to one module.
 test: $(STAMP)
+	@scripts/test_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,7 +2,8 @@
 
 ``scripts/spark_standalone.sh`` starts them on free ports; the jobs go through ``spark-submit --master
 spark://...`` as the DAG's SparkSubmitOperator sends them (plus JIT flags for speed), and their partitions
-must equal those of the same jobs run with ``local[1]``.
+must equal those of the same jobs run with ``local[1]``. The DAG's own task reaches the same cluster when only
+the ``spark_default`` connection names its master.
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ def _completed_apps(cluster: Cluster, app_ids: list[str]) -> dict[str, dict]:
         time.sleep(0.5)
 
 
+def _apps_named(cluster: Cluster, name: str) -> list[dict]:
+    with urllib.request.urlopen(f"{cluster.ui}/json/", timeout=5) as response:
+        return [app for app in json.load(response)["completedapps"] if app["name"] == name]
+
+
 def _rows(cfg: Config, dataset: contracts.Contract) -> list[dict]:
     table = pads.dataset(lake.partition_uri(cfg.lake_root, dataset, DS), format="parquet").to_table()
     return sorted(table.to_pylist(), key=repr)
@@ -187,3 +193,20 @@ def test_etl_on_the_cluster_writes_what_local_mode_writes(cluster, tmp_path):
     assert staged == _rows(on_local, contracts.STAGED_EVENTS)
     assert sessions == _rows(on_local, contracts.SESSIONS)
     assert _rows(on_cluster, contracts.QUARANTINE_EVENTS) == _rows(on_local, contracts.QUARANTINE_EVENTS)
+
+
+def test_the_dag_reaches_the_cluster_through_spark_default_alone(cluster, tmp_path):
+    """The DAG's own stage_events task (``airflow tasks test``, RECPIPE_SPARK=submit) with nothing changed but the
+    ``spark_default`` connection, pointed at the master: the application runs there and writes its partition."""
+    from tests.e2e_helpers import airflow
+
+    config = _lake(tmp_path / "dag")
+    host, port = cluster.url.rsplit(":", 1)
+    connection = json.dumps({"conn_type": "spark", "host": host, "port": int(port)})
+    env = {"RECPIPE_CONFIG": str(config), "RECPIPE_SPARK": "submit", "AIRFLOW_CONN_SPARK_DEFAULT": connection}
+    airflow("db", "migrate")
+    before = _apps_named(cluster, f"recpipe-stage_events-{DS}")
+    airflow("tasks", "test", "nightly_retrain", "stage_events", DS, env=env, timeout=600)
+    apps = [app for app in _apps_named(cluster, f"recpipe-stage_events-{DS}") if app not in before]
+    assert [app["state"] for app in apps] == ["FINISHED"], apps
+    assert lake.partition_ready(load_config(config).lake_root, contracts.STAGED_EVENTS, DS)
