@@ -1,24 +1,22 @@
-"""The FAISS side of the item index: check, build, tune, measure, filter, save and load.
+"""The FAISS side of the item index: check, build, tune and measure.
 
 Pure FAISS + numpy, no MLflow and no config objects: ``indexing.build`` wires these into the pipeline.
 Every index here is inner product over float32 vectors, and its ids are the items' own int64 ids
 (an ``IndexIDMap2`` around the ``index_factory`` index), so a search returns item ids, ``-1`` where
-fewer than ``k`` results exist.
+fewer than ``k`` results exist. Searching within a category or a city is ``indexing.filtering``; saving
+and loading an index with its manifest is ``indexing.artifact``.
 
 Search settings are tuned with FAISS's ``ParameterSpace`` on the one parameter that trades recall for
 speed (``nprobe`` for IVF, ``efSearch`` for HNSW). ``faiss.write_index`` keeps both, but the manifest is
-the record of the setting that was measured, so ``load`` applies the manifest's setting over whatever
-the file holds.
+the record of the setting that was measured, so ``artifact.load`` applies the manifest's setting over
+whatever the file holds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import time
-from pathlib import Path
 
 import faiss
 import numpy as np
@@ -26,10 +24,6 @@ from faiss.contrib.evaluation import knn_intersection_measure
 
 log = logging.getLogger(__name__)
 
-INDEX_FILE = "index.faiss"
-ID_MAP_FILE = "id_map.json"
-MANIFEST_FILE = "manifest.json"
-CATEGORY_DIR = "categories"
 DEVICES = ("auto", "cpu", "gpu")
 # FAISS's k-means warns below this many training points per centroid (ClusteringParameters)
 MIN_POINTS_PER_CENTROID = faiss.ClusteringParameters().min_points_per_centroid
@@ -38,10 +32,6 @@ _SHOWN = 10  # offending ids named in an error message
 
 class IndexValidationError(ValueError):
     """Vectors, ids or an index that cannot be indexed or served; the message says what and why."""
-
-
-class IndexVersionMismatch(ValueError):
-    """The index on disk was built from another model version than the one serving queries."""
 
 
 class RecallTargetMissed(IndexValidationError):
@@ -448,165 +438,3 @@ def validate(
     if recall < target:
         raise IndexValidationError(f"index recall@{k} is {recall:.4f}, under the target {target} (metrics: {metrics})")
     return metrics
-
-
-def category_indexes(
-    vectors: np.ndarray,
-    ids: np.ndarray,
-    categories: np.ndarray,
-    factory: str,
-    *,
-    train_sample: int = 200_000,
-    seed: int = 0,
-    device: str = "auto",
-) -> dict[int, faiss.Index]:
-    """One index per category: ``categories[i]`` is row i's category, negative for unknown (left out).
-
-    A category with too few vectors to train ``factory`` (under FAISS's 39 per centroid for IVF or PQ)
-    gets a ``"Flat"`` index instead, exact and as fast at that size. IVF sub-indexes keep the default
-    ``nprobe=1``: tune each with ``tune`` on that category's queries.
-    """
-    categories = np.asarray(categories)
-    if categories.shape != (len(ids),):
-        raise IndexValidationError(f"need one category per item, received {categories.shape} for {len(ids)} ids")
-    check_vectors(vectors, ids)
-    need = min_train_vectors(factory, vectors.shape[1])
-    out = {}
-    for cat in np.unique(categories[categories >= 0]):
-        rows = np.flatnonzero(categories == cat)
-        cat_factory = factory
-        if min(len(rows), train_sample) < need:
-            log.info("category %d: %d items, too few to train %r (needs %d): Flat index", cat, len(rows), factory, need)
-            cat_factory = "Flat"
-        out[int(cat)] = build(vectors[rows], ids[rows], cat_factory, train_sample=train_sample, seed=seed, device=device)
-    return out
-
-
-def search_category(
-    cat_indexes: dict[int, faiss.Index], category: int, queries: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores, item ids)`` of the top ``k`` items of ``category`` for each query (-1 past the category's size)."""
-    if category not in cat_indexes:
-        raise IndexValidationError(f"no sub-index for category {category}; categories with one: {sorted(cat_indexes)}")
-    return cat_indexes[category].search(np.ascontiguousarray(queries, dtype=np.float32), k)
-
-
-def city_filter(ids: np.ndarray, item_city: np.ndarray, city: int) -> np.ndarray:
-    """The item ids whose city is ``city`` (``item_city[i]`` is the city of ``ids[i]``)."""
-    ids, item_city = np.asarray(ids), np.asarray(item_city)
-    if ids.shape != item_city.shape:
-        raise IndexValidationError(f"need one city per item id, received {item_city.shape} for {ids.shape}")
-    return ids[item_city == city].astype(np.int64)
-
-
-def search_filtered(
-    index: faiss.Index, queries: np.ndarray, k: int, allowed_ids: np.ndarray, params: dict[str, int] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Search only among ``allowed_ids`` (item ids) with an ``IDSelectorBatch``, at the index's search setting.
-
-    FAISS applies the selector during the search (the IDMap wrapper translates item ids), so every
-    result is allowed; a query gets ``-1`` padding where the probed lists (IVF) or the visited graph
-    (HNSW) hold fewer than ``k`` allowed items.
-
-    Args:
-        params: the search setting (e.g. ``{"nprobe": 32}``); default the one set on ``index``.
-
-    Raises:
-        IndexValidationError: the index type takes no selector (supported: Flat, IVF, HNSW).
-    """
-    base = _unwrap(index)
-    name = search_parameter(index)
-    setting = dict(params or {})
-    if name is not None:
-        setting.setdefault(name, _current(index, name))
-    selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
-    if isinstance(faiss.downcast_index(index), faiss.IndexPreTransform) or not isinstance(
-        base, faiss.IndexFlat | faiss.IndexIVF | faiss.IndexHNSW
-    ):
-        raise IndexValidationError(f"filtered search supports Flat, IVF and HNSW indexes, received {type(base).__name__}")
-    if isinstance(base, faiss.IndexIVF):
-        search_params = faiss.SearchParametersIVF(sel=selector, nprobe=setting["nprobe"])
-    elif isinstance(base, faiss.IndexHNSW):
-        search_params = faiss.SearchParametersHNSW(sel=selector, efSearch=setting["efSearch"])
-    else:
-        search_params = faiss.SearchParameters(sel=selector)
-    return index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=search_params)
-
-
-def _replace(path: Path, write) -> None:
-    """Write ``path`` through ``write(tmp)`` to a temporary name, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def save(
-    directory: Path,
-    index: faiss.Index,
-    ids: np.ndarray,
-    manifest: dict,
-    category_indexes: dict[int, faiss.Index] | None = None,
-) -> None:
-    """Write ``index.faiss``, ``id_map.json``, ``categories/<cat>.faiss`` and, last, ``manifest.json``.
-
-    The manifest is the ready marker: it is removed first and written last, each file goes to a
-    temporary name and is renamed into place, so a reader never sees a half-written release.
-    ``manifest["search_params"]`` (and ``manifest["category_search_params"]``, by category) are what
-    ``load`` applies.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    if not np.array_equal(_id_map(index), ids):
-        raise IndexValidationError(
-            f"ids must be the index's item ids in FAISS order: the index holds {index.ntotal}, received {len(ids)} that differ"
-        )
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / MANIFEST_FILE).unlink(missing_ok=True)
-    _replace(directory / INDEX_FILE, lambda p: faiss.write_index(index, str(p)))
-    id_map = json.dumps({"faiss_id_to_item_id": ids.tolist()})
-    _replace(directory / ID_MAP_FILE, lambda p: p.write_text(id_map))
-    cat_dir = directory / CATEGORY_DIR
-    for stale in cat_dir.glob("*.faiss"):
-        stale.unlink()
-    for cat, cat_index in (category_indexes or {}).items():
-        cat_dir.mkdir(exist_ok=True)
-        _replace(cat_dir / f"{int(cat)}.faiss", lambda p, i=cat_index: faiss.write_index(i, str(p)))
-    text = json.dumps(manifest, indent=2)
-    _replace(directory / MANIFEST_FILE, lambda p: p.write_text(text))
-
-
-def load(directory: Path, expected_model_version: int | None) -> tuple[faiss.Index, np.ndarray, dict, dict[int, faiss.Index]]:
-    """Read a release written by ``save`` and set its search parameters.
-
-    Args:
-        expected_model_version: the serving tower's model version; None skips the check.
-
-    Returns:
-        ``(index, item ids by FAISS position, manifest, {category: index})``.
-
-    Raises:
-        IndexValidationError: no manifest (an incomplete write) or an id map that does not fit the index.
-        IndexVersionMismatch: the manifest's ``model_version`` is not ``expected_model_version``
-            (checked before any index is read).
-    """
-    directory = Path(directory)
-    manifest_path = directory / MANIFEST_FILE
-    if not manifest_path.exists():
-        raise IndexValidationError(f"no {MANIFEST_FILE} in {directory}: the index was not completely written")
-    manifest = json.loads(manifest_path.read_text())
-    version = manifest.get("model_version")
-    if expected_model_version is not None and version != expected_model_version:
-        raise IndexVersionMismatch(
-            f"index built from {manifest.get('model', 'unknown model')} v{version} vectors; the serving tower is "
-            f"v{expected_model_version}: refusing to serve mismatched vectors"
-        )
-    index = faiss.read_index(str(directory / INDEX_FILE))
-    ids = np.asarray(json.loads((directory / ID_MAP_FILE).read_text())["faiss_id_to_item_id"], dtype=np.int64)
-    _check_index_matches(index, index.d, ids)
-    apply_params(index, manifest.get("search_params") or {})
-    cat_params = manifest.get("category_search_params") or {}
-    cats = {}
-    for path in sorted((directory / CATEGORY_DIR).glob("*.faiss")):
-        cats[int(path.stem)] = faiss.read_index(str(path))
-        apply_params(cats[int(path.stem)], cat_params.get(path.stem) or {})
-    return index, ids, manifest, cats

@@ -31,7 +31,7 @@ import faiss
 import mlflow
 import numpy as np
 
-from indexing import ann
+from indexing import ann, artifact, filtering
 from recpipe import contracts, tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
@@ -96,7 +96,7 @@ def build_release_index(
     category: np.ndarray,
     city: np.ndarray,
 ) -> dict:
-    """Build, tune and measure the index and its category sub-indexes; the pieces ``ann.save`` writes, and metrics.
+    """Build, tune and measure the index and its category sub-indexes; the pieces ``artifact.save`` writes, and metrics.
 
     Raises ``ann.IndexValidationError`` for bad vectors, an untrainable factory, a recall target no
     setting reaches, or held-out recall under the gate's floor.
@@ -113,13 +113,13 @@ def build_release_index(
     held_city = query_city[held_rows]
     by_city = {int(c): (np.flatnonzero(city == c), np.flatnonzero(held_city == c)) for c in np.unique(held_city) if c >= 0}
     city_recall = _restricted_recall(
-        lambda c, q, kk: ann.search_filtered(index, q, kk, ids[city == c], city_params)[1], vectors, ids, by_city, held_q, k
+        lambda c, q, kk: filtering.search_filtered(index, q, kk, ids[city == c], city_params)[1], vectors, ids, by_city, held_q, k
     )
     if city_recall is not None:
         metrics[f"index_city_recall_at_{k}"] = city_recall
     cats, cat_params = {}, {}
     if icfg.per_category:
-        cats = ann.category_indexes(
+        cats = filtering.category_indexes(
             vectors, ids, category, icfg.factory, train_sample=icfg.train_sample, seed=icfg.seed, device=icfg.device
         )
         everyone = np.arange(len(held_q))
@@ -129,7 +129,9 @@ def build_release_index(
             truth = ann.exact_topk(vectors[rows], ids[rows], tune_q, kk)
             cat_params[str(cat)] = ann.tune(cat_index, tune_q, truth, kk, icfg.target_recall)[0]
         groups = {cat: (np.flatnonzero(category == cat), everyone) for cat in cats}
-        cat_recall = _restricted_recall(lambda c, q, kk: ann.search_category(cats, c, q, kk)[1], vectors, ids, groups, held_q, k)
+        cat_recall = _restricted_recall(
+            lambda c, q, kk: filtering.search_category(cats, c, q, kk)[1], vectors, ids, groups, held_q, k
+        )
         metrics[f"index_category_recall_at_{k}"] = cat_recall if cat_recall is not None else float("nan")
     metrics["index_build_seconds"] = time.perf_counter() - start
     floor = cfg.gates.min_index_recall_at_k
@@ -176,7 +178,7 @@ def _tune_city_filter(
 
     def filtered(idx, queries_in_order, n):
         found = [
-            ann.search_filtered(idx, queries_in_order[a:b], n, ids[city == c])[1]
+            filtering.search_filtered(idx, queries_in_order[a:b], n, ids[city == c])[1]
             for c, a, b in zip(groups, bounds[:-1], bounds[1:], strict=True)
         ]
         return np.concatenate(found)
@@ -241,7 +243,7 @@ def build_and_register(model_key: str, cfg: Config, ds: str, run_id: str) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         meta = {"item_id": ids.tolist(), "category_id": category.tolist(), "city_id": city.tolist()}
         (Path(tmp) / ITEM_META_FILE).write_text(json.dumps(meta))
-        ann.save(Path(tmp), built["index"], ids, manifest, built["categories"])
+        artifact.save(Path(tmp), built["index"], ids, manifest, built["categories"])
         with mlflow.start_run(run_id=run_id):
             mlflow.log_artifacts(tmp, artifact_path=ARTIFACT_DIR)
             mlflow.log_metrics({name: value for name, value in metrics.items() if np.isfinite(value)})
@@ -264,10 +266,10 @@ def build_and_register(model_key: str, cfg: Config, ds: str, run_id: str) -> dic
 
 
 def load_registered_index(cfg: Config, model_key: str, index_version: int | None = None, tower_version: int | None = None):
-    """``ann.load`` of a registered index version (default: the champion release's).
+    """``artifact.load`` of a registered index version (default: the champion release's).
 
     ``tower_version`` is the model version whose query tower will search it (default: the champion
-    release's model version); an index built from other vectors raises ``ann.IndexVersionMismatch``.
+    release's model version); an index built from other vectors raises ``artifact.IndexVersionMismatch``.
     """
     from indexing import release
 
@@ -281,7 +283,7 @@ def load_registered_index(cfg: Config, model_key: str, index_version: int | None
     source = mlflow.MlflowClient().get_model_version(tracking.index_name(cfg, model_key), str(index_version)).source
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
-        return ann.load(Path(local), expected_model_version=tower_version)
+        return artifact.load(Path(local), expected_model_version=tower_version)
 
 
 def _step(args) -> dict:

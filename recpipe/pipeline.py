@@ -126,7 +126,7 @@ def refresh_serving_index(model: str, airflow_run_id: str, events: list[dict] | 
     """Load the champion release's index as serving does, and record the refresh in the lake.
 
     ``indexing.build.load_registered_index`` refuses an index built from another tower than the champion's
-    (``ann.IndexVersionMismatch``), which fails the task. The record goes to
+    (``artifact.IndexVersionMismatch``), which fails the task. The record goes to
     ``reports/serving_refresh/ds=<the release's ds>/<model>.json`` with the triggering events' ``extra``.
     """
     from indexing import release

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from indexing import ann, build, release
+from indexing import artifact, build, release
 from recpipe import pipeline, tracking
 from tests.dags_tests.conftest import load_dag
 from tests.indexing_tests.test_build import _cfg, _inputs
@@ -122,6 +122,6 @@ def test_an_asset_triggered_refresh_names_its_events_and_skips_the_models_that_d
 
 def test_the_refresh_refuses_an_index_built_from_another_tower(cfg, monkeypatch):
     _registered_item2vec_release(cfg, monkeypatch, tower_version=2)  # v2 serving with v1's index: a broken release
-    with pytest.raises(ann.IndexVersionMismatch, match="built from item2vec v1 vectors; the serving tower is v2"):
+    with pytest.raises(artifact.IndexVersionMismatch, match="built from item2vec v1 vectors; the serving tower is v2"):
         pipeline.refresh_serving_index("item2vec", "manual__1")
     assert not (Path(cfg.lake_root) / "reports" / "serving_refresh").exists()  # nothing recorded as served

@@ -1,4 +1,4 @@
-"""indexing/ann.py on a few thousand clustered 16-d unit vectors: checks, build, tuning, filtering, save/load."""
+"""indexing.ann, .filtering and .artifact on a few thousand clustered 16-d unit vectors: build, tuning, filtering, save/load."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from indexing import ann
+from indexing import ann, artifact, filtering
 
 DIM, K = 16, 10
 
@@ -231,35 +231,35 @@ def test_category_indexes_hold_their_category_and_small_ones_are_flat(data, capl
     categories = np.zeros(2000, np.int64)
     categories[:100] = 1  # 100 items: too few for IVF8 (8 * 39 = 312)
     categories[100:130] = -1  # unknown category: in no sub-index
-    with caplog.at_level(logging.INFO, logger="indexing.ann"):
-        cats = ann.category_indexes(vectors, ids, categories, "IVF8,Flat")
+    with caplog.at_level(logging.INFO, logger="indexing.filtering"):
+        cats = filtering.category_indexes(vectors, ids, categories, "IVF8,Flat")
     assert sorted(cats) == [0, 1]
     assert isinstance(ann._unwrap(cats[0]), faiss.IndexIVFFlat)
     assert isinstance(ann._unwrap(cats[1]), faiss.IndexFlat)
     assert "category 1: 100 items, too few to train 'IVF8,Flat' (needs 312): Flat index" in caplog.text
     for cat, size in ((0, 1870), (1, 100)):
         assert cats[cat].ntotal == size
-        _, found = ann.search_category(cats, cat, queries, 20)
+        _, found = filtering.search_category(cats, cat, queries, 20)
         assert np.isin(found, ids[categories == cat]).all()
     # the Flat sub-index is exact over its category
-    _, found = ann.search_category(cats, 1, queries, 20)
+    _, found = filtering.search_category(cats, 1, queries, 20)
     assert np.array_equal(found, ann.exact_topk(vectors[:100], ids[:100], queries, 20))
     with pytest.raises(ann.IndexValidationError, match=r"no sub-index for category 7; categories with one: \[0, 1\]"):
-        ann.search_category(cats, 7, queries, 20)
+        filtering.search_category(cats, 7, queries, 20)
 
 
 def test_city_filter():
-    assert ann.city_filter(np.array([10, 11, 12, 13]), np.array([2, 5, 2, 1]), 2).tolist() == [10, 12]
+    assert filtering.city_filter(np.array([10, 11, 12, 13]), np.array([2, 5, 2, 1]), 2).tolist() == [10, 12]
 
 
 @pytest.mark.parametrize("factory", ["Flat", "IVF32,Flat", "HNSW8"])
 def test_filtered_search_returns_only_allowed_items(data, factory):
     vectors, ids, queries, _ = data
     item_city = np.arange(2000) % 7
-    allowed = ann.city_filter(ids, item_city, 3)
+    allowed = filtering.city_filter(ids, item_city, 3)
     index = ann.build(vectors, ids, factory)
     ann.apply_params(index, {"nprobe": 32} if "IVF" in factory else {"efSearch": 128} if "HNSW" in factory else {})
-    scores, found = ann.search_filtered(index, queries, K, allowed)
+    scores, found = filtering.search_filtered(index, queries, K, allowed)
     assert np.isin(found[found >= 0], allowed).all()
     exact = ann.exact_topk(vectors[item_city == 3], allowed, queries, K)
     if factory == "HNSW8":
@@ -274,15 +274,15 @@ def test_filtered_search_uses_the_given_setting_over_the_index_one(data):
     allowed = ids[::7]
     index = ann.build(vectors, ids, "IVF32,Flat")  # nprobe=1 on the index
     exact = ann.exact_topk(vectors[::7], allowed, queries, K)
-    _, narrow = ann.search_filtered(index, queries, K, allowed)
-    _, wide = ann.search_filtered(index, queries, K, allowed, params={"nprobe": 32})
+    _, narrow = filtering.search_filtered(index, queries, K, allowed)
+    _, wide = filtering.search_filtered(index, queries, K, allowed, params={"nprobe": 32})
     assert np.array_equal(wide, exact) and not np.array_equal(narrow, exact)
 
 
 def test_filtered_search_refuses_an_index_without_selectors(data):
     vectors, ids, queries, _ = data
     with pytest.raises(ann.IndexValidationError, match="supports Flat, IVF and HNSW indexes, received IndexPQ"):
-        ann.search_filtered(ann.build(vectors, ids, "PQ4x4"), queries, K, ids[:10])
+        filtering.search_filtered(ann.build(vectors, ids, "PQ4x4"), queries, K, ids[:10])
 
 
 # --- save / load ------------------------------------------------------------------------------------
@@ -292,16 +292,16 @@ def test_save_load_round_trip(data, tmp_path):
     vectors, ids, queries, truth = data
     index = ann.build(vectors, ids, "IVF32,Flat")
     params, _ = ann.tune(index, queries, truth, K, target=0.99)
-    cats = ann.category_indexes(vectors, ids, (np.arange(2000) >= 1000).astype(int), "IVF8,Flat")
+    cats = filtering.category_indexes(vectors, ids, (np.arange(2000) >= 1000).astype(int), "IVF8,Flat")
     manifest = {"model": "item2vec", "model_version": 3, "search_params": params, "category_search_params": {"0": {"nprobe": 8}}}
     ann.apply_params(index, {"nprobe": 1})  # the file holds nprobe=1 (and cats[0] its default 1): the manifest wins
-    ann.save(tmp_path / "release", index, ids, manifest, cats)
+    artifact.save(tmp_path / "release", index, ids, manifest, cats)
     ann.apply_params(index, params)
     files = sorted(p.name for p in (tmp_path / "release").iterdir())
     assert files == ["categories", "id_map.json", "index.faiss", "manifest.json"]
     assert json.loads((tmp_path / "release" / "id_map.json").read_text())["faiss_id_to_item_id"] == ids.tolist()
 
-    loaded, loaded_ids, loaded_manifest, loaded_cats = ann.load(tmp_path / "release", expected_model_version=3)
+    loaded, loaded_ids, loaded_manifest, loaded_cats = artifact.load(tmp_path / "release", expected_model_version=3)
     assert ann._current(loaded, "nprobe") == params["nprobe"] > 1  # reapplied, not the default 1
     assert np.array_equal(loaded.search(queries, K)[1], index.search(queries, K)[1])
     assert np.array_equal(loaded_ids, ids) and loaded_manifest == manifest
@@ -312,9 +312,11 @@ def test_save_load_round_trip(data, tmp_path):
 def test_save_replaces_an_older_release_without_stale_categories(data, tmp_path):
     vectors, ids, _, _ = data
     index = ann.build(vectors, ids, "Flat")
-    ann.save(tmp_path, index, ids, {"model_version": 1}, ann.category_indexes(vectors, ids, np.arange(2000) % 3, "Flat"))
-    ann.save(tmp_path, index, ids, {"model_version": 2})
-    _, _, manifest, cats = ann.load(tmp_path, expected_model_version=2)
+    artifact.save(
+        tmp_path, index, ids, {"model_version": 1}, filtering.category_indexes(vectors, ids, np.arange(2000) % 3, "Flat")
+    )
+    artifact.save(tmp_path, index, ids, {"model_version": 2})
+    _, _, manifest, cats = artifact.load(tmp_path, expected_model_version=2)
     assert manifest == {"model_version": 2} and cats == {}
     assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
 
@@ -322,32 +324,32 @@ def test_save_replaces_an_older_release_without_stale_categories(data, tmp_path)
 def test_save_refuses_ids_that_are_not_the_index_ones(data, tmp_path):
     vectors, ids, _, _ = data
     with pytest.raises(ann.IndexValidationError, match="ids must be the index's item ids in FAISS order"):
-        ann.save(tmp_path, ann.build(vectors, ids, "Flat"), ids[::-1], {"model_version": 1})
+        artifact.save(tmp_path, ann.build(vectors, ids, "Flat"), ids[::-1], {"model_version": 1})
     assert not (tmp_path / "manifest.json").exists()
 
 
 def test_load_refuses_a_mismatched_model_version_before_reading_the_index(data, tmp_path):
     vectors, ids, _, _ = data
-    ann.save(tmp_path, ann.build(vectors, ids, "Flat"), ids, {"model": "two_tower", "model_version": 4})
+    artifact.save(tmp_path, ann.build(vectors, ids, "Flat"), ids, {"model": "two_tower", "model_version": 4})
     (tmp_path / "index.faiss").unlink()  # reading it would fail with another error
     with pytest.raises(
-        ann.IndexVersionMismatch,
+        artifact.IndexVersionMismatch,
         match="index built from two_tower v4 vectors; the serving tower is v5: refusing to serve mismatched vectors",
     ):
-        ann.load(tmp_path, expected_model_version=5)
+        artifact.load(tmp_path, expected_model_version=5)
 
 
 def test_load_refuses_a_release_without_manifest(data, tmp_path):
     vectors, ids, _, _ = data
-    ann.save(tmp_path, ann.build(vectors, ids, "Flat"), ids, {"model_version": 1})
+    artifact.save(tmp_path, ann.build(vectors, ids, "Flat"), ids, {"model_version": 1})
     (tmp_path / "manifest.json").unlink()
     with pytest.raises(ann.IndexValidationError, match=r"no manifest\.json .*: the index was not completely written"):
-        ann.load(tmp_path, expected_model_version=None)
+        artifact.load(tmp_path, expected_model_version=None)
 
 
 def test_load_refuses_an_id_map_that_does_not_fit(data, tmp_path):
     vectors, ids, _, _ = data
-    ann.save(tmp_path, ann.build(vectors, ids, "Flat"), ids, {"model_version": 1})
+    artifact.save(tmp_path, ann.build(vectors, ids, "Flat"), ids, {"model_version": 1})
     (tmp_path / "id_map.json").write_text(json.dumps({"faiss_id_to_item_id": ids[:1990].tolist()}))
     with pytest.raises(ann.IndexValidationError, match="id map has 1990 ids for 2000 vectors"):
-        ann.load(tmp_path, expected_model_version=1)
+        artifact.load(tmp_path, expected_model_version=1)

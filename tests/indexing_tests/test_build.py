@@ -7,7 +7,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from indexing import ann, build
+from indexing import ann, artifact, build, filtering
 from recpipe import tracking
 from recpipe.config import Config, GateConfig, IndexConfig
 
@@ -49,7 +49,7 @@ def test_the_index_is_tuned_validated_and_filtered(cfg):
     for cat, cat_index in built["categories"].items():  # each sub-index holds exactly its category's items
         assert set(faiss_ids(cat_index)) == set(ids[category == cat])
     assert m["index_category_recall_at_50"] >= 0.95
-    _, found = ann.search_filtered(index, queries[:20], 50, ids[city == 1])
+    _, found = filtering.search_filtered(index, queries[:20], 50, ids[city == 1])
     assert set(found[found >= 0].tolist()) <= set(ids[city == 1].tolist())
 
 
@@ -83,7 +83,7 @@ def test_register_then_load_refuses_another_tower(cfg, monkeypatch):
     assert manifest["factory"] == "IVF32,Flat" and manifest["ds"] == "2026-11-05" and manifest["dim"] == DIM
     assert sorted(ids.tolist()) == list(range(5000, 5000 + N_ITEMS)) and len(cats) == CATEGORIES
     assert ann.search_parameter(index) == "nprobe" and faiss_nprobe(index) == manifest["search_params"]["nprobe"]
-    with pytest.raises(ann.IndexVersionMismatch, match="built from item2vec v1 vectors; the serving tower is v2"):
+    with pytest.raises(artifact.IndexVersionMismatch, match="built from item2vec v1 vectors; the serving tower is v2"):
         build.load_registered_index(cfg, "item2vec", index_version=1, tower_version=2)
 
     again = build.build_and_register("item2vec", cfg, "2026-11-05", run_id)  # a retry of a finished task
