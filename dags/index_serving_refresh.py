@@ -10,11 +10,10 @@ one, and writes a record to ``reports/serving_refresh/ds=<the release's day>/<mo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import Asset, AssetAny, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from recpipe import deploy
 from recpipe.pipeline import release_asset_uri
 from recpipe.tracking import RECALL_MODELS
 
@@ -24,11 +23,8 @@ RELEASES = {model: Asset(release_asset_uri(model)) for model in RECALL_MODELS}
 @dag(
     dag_id="index_serving_refresh",
     schedule=AssetAny(*RELEASES.values()),
-    start_date=datetime(2026, 11, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "recpipe", "retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["recpipe", "serving", "index"],
+    **deploy.DAG_DEFAULTS,
     doc_md=__doc__,
 )
 def index_serving_refresh():

@@ -20,7 +20,7 @@ promoted a release (through an asset alias, so an unchanged champion emits nothi
 from __future__ import annotations
 
 import importlib.util
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, AssetAlias, BaseSensorOperator, Context, chain, dag, task
@@ -134,11 +134,8 @@ def _gpu_pod(step: str, model: str):
     dag_id="nightly_retrain",
     # One run per day D, after D has ended: ds is the data interval's start, the day whose logs to use.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=datetime(2026, 11, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "recpipe", "retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["recpipe", "nightly", "training"],
+    **deploy.DAG_DEFAULTS,
     doc_md=__doc__,
 )
 def nightly_retrain():

@@ -19,6 +19,7 @@ variable, the value received and what was expected. Stdlib only: parsing the DAG
   (``4``) and ``RECPIPE_POD_MEMORY`` (``16Gi``), requested and limited, beside ``nvidia.com/gpu: 1``.
 - Backfills queue behind the nightly run: ``backfill_priority`` is the rule that the Airflow cluster policy
   ``airflow_config/airflow_local_settings.py`` applies to every task instance.
+- ``DAG_DEFAULTS``: what every recpipe DAG shares (first day, owner, retries, one run at a time).
 """
 
 from __future__ import annotations
@@ -27,9 +28,22 @@ import dataclasses
 import os
 import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from importlib import metadata
 
 from recpipe.runner import RESULT_FILE_ENV
+
+# The @dag arguments every recpipe DAG shares: no run before the project's first day and no catch-up of missed
+# days on unpause (backfills are explicit), one run at a time (a day's window reads the days before it; releases
+# are served in order), and two retries five minutes apart for transient failures (a lost executor, a registry
+# write timing out). Airflow copies default_args into each DAG, so sharing the dict is safe.
+DAG_DEFAULTS = {
+    "start_date": datetime(2026, 11, 1),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": {"owner": "recpipe", "retries": 2, "retry_delay": timedelta(minutes=5)},
+}
+
 
 RAW_WAIT_TIMEOUT_ENV = "RECPIPE_RAW_WAIT_TIMEOUT"
 RAW_POKE_INTERVAL_ENV = "RECPIPE_RAW_POKE_INTERVAL"
