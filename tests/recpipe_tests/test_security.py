@@ -62,13 +62,18 @@ CREDENTIAL_ALLOW = {
 }
 
 
+def _need(tool: str) -> None:
+    """These checks must run, never skip: a scan that cannot run would pass and prove nothing."""
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} is not installed; the security tests need it (make test runs them from a git checkout)")
+
+
 def tracked_files(repo: Path) -> list[str]:
     """The files git tracks in ``repo`` (the index: committed and staged files)."""
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    _need("git")
     proc = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"{repo} is not a git checkout: {proc.stderr.decode(errors='replace').strip()}")
+    if proc.returncode != 0:  # a scan of nothing would pass: run the tests from a git checkout
+        pytest.fail(f"{repo} is not a git checkout, so nothing could be scanned: {proc.stderr.decode(errors='replace')}")
     return [p for p in proc.stdout.decode().split("\0") if p]
 
 
@@ -130,8 +135,7 @@ def _git_repo_with(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_planted_secrets_are_found_by_file_and_line(tmp_path):
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    _need("git")
     # Built from pieces, so this file itself holds no credential-looking text.
     aws, pw = "AKIA" + "Q" * 16, "hunter" + "2hunter2"
     planted = {
@@ -195,8 +199,7 @@ def test_no_code_executing_formats_in_the_source():
 
 
 def test_code_exec_scan_finds_a_planted_unpickle(tmp_path):
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    _need("git")
     bad = "import numpy as np\nimport pick" + "le\nx = np.load('a.npy', allow_pick" + "le=True)\nm = pick" + "le.loads(b)\n"
     repo = _git_repo_with(tmp_path, {"mod.py": bad, "ok.py": "import yaml\ncfg = yaml.safe_load(text)\n"})
     assert code_exec_findings(repo) == ["mod.py:3: allow_pickle=True", "mod.py:4: pickle.load"]
@@ -256,8 +259,7 @@ def test_production_config_takes_every_credential_bearing_uri_from_the_environme
 def _make(*args: str) -> str:
     """``make ARGS`` in the repository with a bare environment: nothing inherited (not even from an outer
     ``make test``) decides a value, so what comes back is what the Makefile says."""
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
+    _need("make")
     clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
     return subprocess.run(["make", *args], cwd=REPO, env=clean, capture_output=True, text=True, check=True).stdout
 
