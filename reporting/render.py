@@ -111,15 +111,17 @@ def _table(head: Iterable[str], rows: Iterable[str], css: str = "") -> str:
 def _metric_table(rows: list[dict], empty: str) -> str:
     if not rows:
         return f'<p class="missing">{_e(empty)}</p>'
-    body = []
-    for r in rows:
-        delta = _delta(r["challenger"], r["champion"])
-        judged = _judge(r["name"], r["challenger"], r["champion"])
-        body.append(
-            f'<tr><td><code>{_e(r["name"])}</code></td><td class="num">{_fmt(r["challenger"])}</td>'
-            f'<td class="num">{_fmt(r["champion"])}</td>{_td(_fmt_delta(delta), f"num {judged}".strip())}</tr>'
-        )
+    body = [f"<tr><td><code>{_e(r['name'])}</code></td>{_compared(r['name'], r['challenger'], r['champion'])}</tr>" for r in rows]
     return _table(("metric", "challenger", "champion", "Δ"), body)
+
+
+def _compared(metric: str, challenger, champion) -> str:
+    """The challenger, champion and Δ cells of a metric's row, the Δ coloured by whether it is better."""
+    judged = _judge(metric, challenger, champion)
+    return (
+        f'<td class="num">{_fmt(challenger)}</td><td class="num">{_fmt(champion)}</td>'
+        f"{_td(_fmt_delta(_delta(challenger, champion)), f'num {judged}'.strip())}"
+    )
 
 
 def _gate_label(gate: dict) -> tuple[str, str]:
@@ -243,15 +245,11 @@ def _render_summary(card: dict) -> str:
 def _render_slices(slices: list[dict]) -> str:
     if not slices:
         return '<p class="missing">no slice metrics</p>'
-    body = []
-    for s in slices:
-        delta = _delta(s["challenger"], s["champion"])
-        judged = _judge(s["metric"], s["challenger"], s["champion"])
-        body.append(
-            f'<tr><td><code>{_e(s["metric"])}</code></td><td>{_e(s["slice"])}</td><td class="num">{_fmt_count(s["rows"])}</td>'
-            f'<td class="num">{_fmt(s["challenger"])}</td><td class="num">{_fmt(s["champion"])}</td>'
-            f"{_td(_fmt_delta(delta), f'num {judged}'.strip())}</tr>"
-        )
+    body = [
+        f'<tr><td><code>{_e(s["metric"])}</code></td><td>{_e(s["slice"])}</td><td class="num">{_fmt_count(s["rows"])}</td>'
+        f"{_compared(s['metric'], s['challenger'], s['champion'])}</tr>"
+        for s in slices
+    ]
     return _table(("metric", "slice", "rows", "challenger", "champion", "Δ"), body, "slices")
 
 
