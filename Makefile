@@ -14,7 +14,7 @@ export PYSPARK_PYTHON := $(BIN)/python
 export SPARK_CONF_DIR := $(CURDIR)/spark_jobs/conf
 # Training, evaluation and indexing steps run inside the Airflow task's process (recpipe/runner.py).
 export RECPIPE_STEPS := inprocess
-# Spark jobs run on one SparkSession of the task's process (recpipe/pipeline.py); RECPIPE_SPARK=submit for spark-submit.
+# Spark jobs run on one SparkSession of the task's process (orchestration/tasks.py); RECPIPE_SPARK=submit for spark-submit.
 export RECPIPE_SPARK := inprocess
 export AIRFLOW_HOME := $(CURDIR)/var/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags

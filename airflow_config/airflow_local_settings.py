@@ -4,12 +4,12 @@ Airflow imports this module by name (``airflow_local_settings``) from its Python
 Makefile puts this folder on ``PYTHONPATH``, and a production image copies the file to
 ``$AIRFLOW_HOME/config/``. The scheduler queues task instances by ``-priority_weight``, then by logical
 date, so without this an older backfill day would take every free slot of the ``gpu`` pool before
-tonight's run. The rule itself is ``recpipe.deploy.backfill_priority``.
+tonight's run. The rule itself is ``orchestration.deploy.backfill_priority``.
 """
 
 from __future__ import annotations
 
-from recpipe.deploy import backfill_priority
+from orchestration.deploy import backfill_priority
 
 
 def task_instance_mutation_hook(task_instance, dag_run=None) -> None:

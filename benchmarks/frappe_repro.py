@@ -63,7 +63,7 @@ import tensorflow as tf
 from benchmarks.repro import model_list, run_and_report
 from recpipe import contracts, lake
 from recpipe.adapters.frappe import import_frappe
-from training import baseline, data, metrics
+from training import baseline, metrics
 from training.models.deepfm import DeepFM
 from training.models.fnn import FNN
 from training.models.pnn import PNN
@@ -130,7 +130,7 @@ def read_positives(root: str) -> dict[str, np.ndarray]:
     tables = []
     for ds in days:
         try:
-            table = data.read_table(root, contracts.RAW_EVENTS, ds, columns=columns, filter_expr=pc.field("event") == "click")
+            table = tables.read_table(root, contracts.RAW_EVENTS, ds, columns=columns, filter_expr=pc.field("event") == "click")
             line = pc.cast(pc.utf8_slice_codeunits(table.column("request_id"), len("frappe-")), pa.int64())
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             raise ValueError(
@@ -139,7 +139,7 @@ def read_positives(root: str) -> dict[str, np.ndarray]:
             ) from None
         cast = {c: table.column(c).cast(pa.int64() if c in ("user_id", "item_id") else pa.string()) for c in COLUMNS.values()}
         tables.append(pa.table({"line": line, **cast}))
-    out = data.to_numpy(pa.concat_tables(tables))
+    out = tables.to_numpy(pa.concat_tables(tables))
     if len(out["line"]) == 0:
         raise ValueError(f"{where}: {len(days)} days hold no click events; expected one per usage of frappe.csv")
     order = np.argsort(out["line"], kind="stable")

@@ -41,10 +41,10 @@ import pyarrow.compute as pc
 import tensorflow as tf
 
 from benchmarks.repro import model_list, run_and_report
-from recpipe import contracts, lake
+from recpipe import contracts, lake, tables
 from recpipe.adapters.common import ds_of_ms
 from recpipe.adapters.movielens import import_movielens
-from training import data, metrics
+from training import metrics
 from training.models.two_tower import TwoTower
 from training.models.youtube_dnn import USER_FIELDS, YouTubeDNN
 from training.towers import MIN_PROB
@@ -98,14 +98,16 @@ def read_ratings(root: str) -> dict[str, np.ndarray]:
     tables = []
     for ds in days:
         try:
-            table = data.read_table(root, contracts.RAW_EVENTS, ds, columns=columns, filter_expr=pc.field("event") == INTERACTION)
+            table = tables.read_table(
+                root, contracts.RAW_EVENTS, ds, columns=columns, filter_expr=pc.field("event") == INTERACTION
+            )
         except pa.ArrowInvalid:
             raise ValueError(
                 f"{where}/ds={ds}: the events lack one of the fields {columns} (the adapter keeps each rating's stars "
                 "as `rating`); expected a lake written by `recpipe import movielens`"
             ) from None
         tables.append(table.cast(pa.schema([(c, pa.int64()) for c in columns])))
-    out = data.to_numpy(pa.concat_tables(tables))
+    out = tables.to_numpy(pa.concat_tables(tables))
     if len(out["user_id"]) == 0:
         raise ValueError(f"{where}: {len(days)} days hold no {INTERACTION!r} events; expected one per rating")
     return out
@@ -176,15 +178,17 @@ def prepare(root: str) -> Prepared:
     """Read the imported ratings and snapshots and build the leave-last-out training rows and test users."""
     ratings = read_ratings(root)
     last_day = ds_of_ms(int(ratings["ts"].max()))
-    users = data.to_numpy(
-        data.read_snapshot(root, contracts.RAW_USERS, last_day, columns=["user_id", "city_id", "user_type", "device"])
+    users = tables.to_numpy(
+        tables.read_snapshot(root, contracts.RAW_USERS, last_day, columns=["user_id", "city_id", "user_type", "device"])
     )
-    items = data.to_numpy(data.read_snapshot(root, contracts.RAW_ITEMS, last_day, columns=["item_id", "city_id", "category_id"]))
+    items = tables.to_numpy(
+        tables.read_snapshot(root, contracts.RAW_ITEMS, last_day, columns=["item_id", "city_id", "category_id"])
+    )
     if len(users["user_id"]) == 0:
         raise ValueError(
             f"{contracts.RAW_USERS.name}: the snapshot at or before ds={last_day} holds no users; expected users.dat's"
         )
-    sizes = data.vocab_sizes(root, last_day)
+    sizes = tables.vocab_sizes(root, last_day)
     n_items = sizes["n_items"]
     if ratings["item_id"].min() < 0 or ratings["item_id"].max() >= n_items:
         raise ValueError(f"rated item ids span {ratings['item_id'].min()}..{ratings['item_id'].max()}; expected 0..{n_items - 1}")

@@ -13,11 +13,10 @@ from __future__ import annotations
 from airflow.sdk import Asset, AssetAny, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from recpipe import deploy
-from recpipe.pipeline import release_asset_uri
-from recpipe.tracking import RECALL_MODELS
+from orchestration import deploy
+from orchestration.tasks import INDEXED_MODELS, release_asset_uri
 
-RELEASES = {model: Asset(release_asset_uri(model)) for model in RECALL_MODELS}
+RELEASES = {model: Asset(release_asset_uri(model)) for model in INDEXED_MODELS}
 
 
 @dag(
@@ -30,14 +29,14 @@ RELEASES = {model: Asset(release_asset_uri(model)) for model in RECALL_MODELS}
 def index_serving_refresh():
     @task
     def refresh(model: str, run_id: str | None = None, triggering_asset_events=None) -> dict:
-        from recpipe.pipeline import refresh_serving_index
+        from orchestration.tasks import refresh_serving_index
 
         events = list(triggering_asset_events.get(RELEASES[model], [])) if triggering_asset_events else []
         if triggering_asset_events and not events:
             raise AirflowSkipException(f"the release of {model} did not change in this run's triggering events")
         return refresh_serving_index(model, run_id, [event.extra for event in events])
 
-    for model in RECALL_MODELS:
+    for model in INDEXED_MODELS:
         refresh.override(task_id=f"refresh_{model}")(model)
 
 

@@ -14,7 +14,8 @@ Assets: each training-set job publishes the datasets it wrote (``x-recpipe://lak
 the event's ``extra``); ``promote_<recall model>`` publishes ``x-recpipe://release/<model>`` only when it
 promoted a release (through an asset alias, so an unchanged champion emits nothing), which
 ``index_serving_refresh`` is scheduled on. GPU steps run locally or as Kubernetes pods (``RECPIPE_TRAINING``,
-``recpipe.deploy``).
+``orchestration.deploy``). The Spark chain and its assets come from the dataset registry
+(``orchestration.tasks.spark_chain``), the model chains from the model catalogue.
 """
 
 from __future__ import annotations
@@ -27,19 +28,28 @@ from airflow.sdk import Asset, AssetAlias, BaseSensorOperator, Context, chain, d
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from recpipe import deploy
-from recpipe.pipeline import SPARK_CONF, TRAINING_SET_OUTPUTS, dataset_asset_uri, release_asset_uri, spark_mode
-from recpipe.tracking import RANKING_MODELS, RECALL_MODELS
+from orchestration import deploy
+from orchestration.deploy import SPARK_CONF
+from orchestration.tasks import (
+    CHECK_TASKS,
+    INDEXED_MODELS,
+    MODEL_ENTRIES,
+    TRAINING_SET_OUTPUTS,
+    WAIT_FOR_RAW,
+    dataset_asset_uri,
+    release_asset_uri,
+    spark_chain,
+)
 
 GPU_STEP_TIMEOUT = timedelta(hours=3)
-# Deployment settings, like the connections: read when the DAG is parsed (recpipe.pipeline, recpipe.deploy).
-SPARK_MODE = spark_mode()  # RECPIPE_SPARK
+# Deployment settings, like the connections: read when the DAG is parsed (orchestration.deploy).
+SPARK_MODE = deploy.spark_mode()  # RECPIPE_SPARK
 RAW_WAIT = deploy.raw_wait()  # RECPIPE_RAW_WAIT_TIMEOUT, RECPIPE_RAW_POKE_INTERVAL
 TRAINING = deploy.training()  # RECPIPE_TRAINING and the pod settings
 TRAINING_SETS = {job: [Asset(dataset_asset_uri(d)) for d in datasets] for job, datasets in TRAINING_SET_OUTPUTS.items()}
-RELEASES = {model: Asset(release_asset_uri(model)) for model in RECALL_MODELS}
+RELEASES = {model: Asset(release_asset_uri(model)) for model in INDEXED_MODELS}
 # Promotion emits a release event only when it promoted: through an alias, which emits what the task adds.
-RELEASE_ALIASES = {model: AssetAlias(f"recpipe-release-{model}") for model in RECALL_MODELS}
+RELEASE_ALIASES = {model: AssetAlias(f"recpipe-release-{model}") for model in INDEXED_MODELS}
 
 
 class RawEventsSensor(BaseSensorOperator):
@@ -50,7 +60,7 @@ class RawEventsSensor(BaseSensorOperator):
     """
 
     def poke(self, context: Context) -> bool:
-        from recpipe.pipeline import raw_ready
+        from orchestration.tasks import raw_ready
 
         return raw_ready(context["ds"])
 
@@ -58,7 +68,7 @@ class RawEventsSensor(BaseSensorOperator):
         try:
             super().execute(context)
         except AirflowSensorTimeout as exc:
-            from recpipe.pipeline import raw_not_ready
+            from orchestration.tasks import raw_not_ready
 
             raise AirflowSensorTimeout(raw_not_ready(context["ds"], self.timeout)) from exc
 
@@ -67,7 +77,7 @@ def _publish_partitions(job: str):
     """``post_execute`` of a training-set job: its assets' events carry the day and the partition written."""
 
     def publish(context: Context, result=None) -> None:
-        from recpipe.pipeline import partition_event
+        from orchestration.tasks import partition_event
 
         for dataset, asset in zip(TRAINING_SET_OUTPUTS[job], TRAINING_SETS[job], strict=True):
             context["outlet_events"][asset].extra = partition_event(dataset, context["ds"], context["run_id"])
@@ -77,7 +87,7 @@ def _publish_partitions(job: str):
 
 @task
 def _spark_in_process(name: str, ds: str | None = None) -> str:
-    from recpipe.pipeline import run_spark_job
+    from orchestration.tasks import run_spark_job
 
     return run_spark_job(name, ds)
 
@@ -141,44 +151,44 @@ def _gpu_pod(step: str, model: str):
 def nightly_retrain():
     @task(retries=0)
     def validate_events(ds: str | None = None, run_id: str | None = None) -> dict:
-        from recpipe.pipeline import validate_events as check_events
+        from orchestration.tasks import validate_events as check_events
 
         return check_events(ds, run_id)
 
     @task(retries=0)
     def validate_features(ds: str | None = None, run_id: str | None = None) -> list[dict]:
-        from recpipe.pipeline import validate_features as check_features
+        from orchestration.tasks import validate_features as check_features
 
         return check_features(ds, run_id)
 
     @task(pool="gpu", execution_timeout=GPU_STEP_TIMEOUT)
     def train(model: str, ds: str | None = None, run_id: str | None = None) -> dict:
-        from recpipe.pipeline import train as do_train
+        from orchestration.tasks import train as do_train
 
         return do_train(model, ds, run_id)
 
     @task(pool="gpu", execution_timeout=GPU_STEP_TIMEOUT)
     def build_index(model: str, trained: dict, ds: str | None = None) -> dict:
-        from recpipe.pipeline import build_index as do_build
+        from orchestration.tasks import build_index as do_build
 
         return do_build(model, ds, trained)
 
     @task(pool="gpu", execution_timeout=GPU_STEP_TIMEOUT)
     def evaluate(model: str, trained: dict, ds: str | None = None) -> dict:
-        from recpipe.pipeline import evaluate_champion
+        from orchestration.tasks import evaluate_champion
 
         return evaluate_champion(model, ds, trained)
 
     @task
     def gate(model: str, trained: dict) -> dict:
-        from recpipe.pipeline import gate as do_gate
+        from orchestration.tasks import gate as do_gate
 
         return do_gate(model, trained)
 
     @task
     def promote(model: str, verdict: dict, ds: str | None = None, run_id: str | None = None, outlet_events=None) -> dict:
-        from recpipe.pipeline import promote as do_promote
-        from recpipe.pipeline import release_event
+        from orchestration.tasks import promote as do_promote
+        from orchestration.tasks import release_event
 
         outcome = do_promote(model, verdict, run_id)
         if (event := release_event(model, ds, run_id, outcome)) is not None:
@@ -189,13 +199,13 @@ def nightly_retrain():
     # leaf beside ``summary``, which still needs every promotion, so a failed model still fails the run.
     @task(trigger_rule="all_done")
     def run_card(ds: str | None = None, run_id: str | None = None) -> dict:
-        from recpipe.pipeline import write_run_card
+        from orchestration.tasks import write_run_card
 
         return write_run_card(ds, run_id)
 
     @task
     def summary(ds: str | None = None, run_id: str | None = None) -> str:
-        from recpipe.pipeline import write_summary
+        from orchestration.tasks import write_summary
 
         return write_summary(ds, run_id)
 
@@ -209,22 +219,30 @@ def nightly_retrain():
         local = {"train": train, "build_index": build_index, "evaluate": evaluate}[step].override(task_id=f"{step}_{model}")
         return local(model) if trained is None else local(model, trained)
 
-    wait_for_raw_events = RawEventsSensor(
-        task_id="wait_for_raw_events", mode="reschedule", timeout=RAW_WAIT.timeout, poke_interval=RAW_WAIT.poke_interval
-    )
-    features = validate_features()
-    sessions, daily = _spark_job("sessions"), _spark_job("daily_aggregates")
-    chain(wait_for_raw_events, _spark_job("stage_events"), validate_events(), [sessions, daily])
-    sessions >> [_spark_job("item2vec_samples"), _spark_job("retrieval_samples")] >> features
-    daily >> _spark_job("ranking_samples") >> features
+    data_tasks = {
+        WAIT_FOR_RAW: RawEventsSensor(
+            task_id=WAIT_FOR_RAW, mode="reschedule", timeout=RAW_WAIT.timeout, poke_interval=RAW_WAIT.poke_interval
+        ),
+        CHECK_TASKS["events"]: validate_events(),
+        CHECK_TASKS["features"]: validate_features(),
+    }
+    graph = spark_chain()
+    for task_id in graph:
+        if task_id not in data_tasks:
+            data_tasks[task_id] = _spark_job(task_id)
+    for task_id, upstream in graph.items():
+        for up in upstream:
+            data_tasks[up] >> data_tasks[task_id]
+    features = data_tasks[CHECK_TASKS["features"]]
     outcomes, promoted = [], {}
-    for model in RECALL_MODELS + RANKING_MODELS:
+    for entry in MODEL_ENTRIES:
+        model = entry.name
         trained = gpu_step("train", model)
         features >> trained
         if model == "two_tower":  # its item tower reads the Item2Vec champion: after tonight's promotion decision
             promoted["item2vec"] >> trained
         ready = [trained]
-        if model in RECALL_MODELS:
+        if entry.has_index:
             ready.append(gpu_step("build_index", model, trained))
         evaluated = gpu_step("evaluate", model, trained)
         verdict = gate.override(task_id=f"gate_{model}")(model, trained)

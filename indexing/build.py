@@ -32,10 +32,10 @@ import mlflow
 import numpy as np
 
 from indexing import ann, artifact, filtering
-from recpipe import contracts, tracking
+from recpipe import contracts, tables, tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
-from training.artifacts import load_item_table, load_query_vectors
+from training import catalogue
 
 log = logging.getLogger(__name__)
 ARTIFACT_DIR = "faiss"
@@ -72,10 +72,8 @@ def _restricted_recall(
 
 def _item_meta(cfg: Config, ds: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Category and city of each item id (-1 where the day's item snapshot does not have it)."""
-    from training import data
-
-    items = data.to_numpy(
-        data.read_snapshot(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=["item_id", "category_id", "city_id"])
+    items = tables.to_numpy(
+        tables.read_snapshot(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=["item_id", "category_id", "city_id"])
     )
     category, city = np.full(len(ids), -1, np.int64), np.full(len(ids), -1, np.int64)
     where = {int(i): n for n, i in enumerate(ids)}
@@ -191,12 +189,18 @@ def _tune_city_filter(
 
 
 def _inputs(cfg: Config, ds: str, run_id: str) -> tuple[np.ndarray, ...]:
-    """(item ids, item vectors, query vectors, each query's city, each item's category and city)."""
-    from training import recall
+    """(item ids, item vectors, query vectors, each query's city, each item's category and city).
 
-    ids, vectors = load_item_table(run_id)
-    queries = load_query_vectors(run_id)  # the eval users' query vectors, in eval-set order
-    query_city = np.asarray(recall.load_eval_set(cfg, ds).features["user_city"], np.int64)
+    The queries' cities come with the query vectors (``recpipe.tables.load_query_table``); a run logged before
+    they did has them read from the day's recall eval set, whose row order the query vectors keep.
+    """
+    ids, vectors = tables.load_item_table(run_id)
+    logged = tables.load_query_table(run_id)
+    queries = logged["vector"]
+    query_city = logged.get("user_city")
+    if query_city is None:
+        query_city = tables.read_table(cfg.lake_root, contracts.RECALL_EVAL, ds, columns=["user_city"]).column(0).to_numpy()
+    query_city = np.asarray(query_city, np.int64)
     if len(query_city) != len(queries):
         raise ann.IndexValidationError(
             f"run {run_id} logged {len(queries)} query vectors for {len(query_city)} eval users of ds={ds}"
@@ -209,7 +213,7 @@ def build_and_register(model_key: str, cfg: Config, ds: str, run_id: str) -> dic
     tracking.setup(cfg)
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
-    registered = tracking.index_name(cfg, model_key)
+    registered = tracking.index_name(cfg, catalogue.indexed(model_key).name)
     if "index_version" in run.data.tags:  # a retry after the index was registered: nothing to redo
         version = int(run.data.tags["index_version"])
         log.info("run %s already has %s v%s", run_id, registered, version)
@@ -293,7 +297,7 @@ def _step(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return step_main(__doc__, _step, tracking.RECALL_MODELS, argv)
+    return step_main(__doc__, _step, catalogue.INDEXED_MODELS, argv)
 
 
 if __name__ == "__main__":

@@ -11,38 +11,35 @@ against, one alias write as the commit point, idempotent, and recorded in the re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from indexing import release
 from recpipe import tracking
 from recpipe.config import Config
+from training import catalogue
 from validation import gates
 
 log = logging.getLogger(__name__)
 
 
-def _model_kind(model_key: str) -> str:
-    return "recall" if model_key in tracking.RECALL_MODELS else "ranking"
-
-
-def _older_than_champion(cfg: Config, model_key: str, tags: dict) -> str | None:
-    """A reason to refuse when the champion was trained for a later day than this run, else None."""
+def _older_day(cfg: Config, model_key: str, tags: dict) -> gates.Check | None:
+    """The older-day check: this run's day against the champion's (None without a champion)."""
     if tags["champion_version"] == "none":
         return None
     import mlflow
 
     registered = tracking.model_name(cfg, model_key)
     champion_ds = mlflow.MlflowClient().get_model_version(registered, tags["champion_version"]).tags.get("ds", "")
-    if champion_ds > tags["ds"]:
-        return (
-            f"champion v{tags['champion_version']} was trained for ds={champion_ds}, after this run's ds={tags['ds']}: "
-            "an older day never replaces a newer champion"
-        )
-    return None
+    return gates.older_day_check(tags["ds"], champion_ds, tags["champion_version"])
 
 
 def decide(model_key: str, cfg: Config, run_id: str) -> dict:
-    """Gate the challenger run against the champion metrics logged into it by the evaluate step."""
+    """Gate the challenger run against the champion metrics logged into it by the evaluate step.
+
+    The verdict (``gate/verdict.json``) holds the structured checks (``validation.gates.Check``); the tags
+    ``gate_reasons`` and ``gate_failed`` hold their lines, all and failed, for MLflow's run table.
+    """
     import mlflow
 
     tracking.setup(cfg)
@@ -58,15 +55,15 @@ def decide(model_key: str, cfg: Config, run_id: str) -> dict:
     elif tags["champion_version"] != "none":
         champion = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
     challenger = {k: v for k, v in metrics.items() if not k.startswith(prefix)}
-    thresholds, small = gates.thresholds_for(_model_kind(model_key), cfg.gates, cfg.item2vec.top_k, challenger)
+    kind = catalogue.entry(model_key).kind
+    thresholds, small = gates.thresholds_for(kind, cfg.gates, cfg.item2vec.top_k, challenger)
     result = gates.evaluate_gate(challenger, champion, thresholds, no_champion)
-    reasons = result.reasons
+    result = dataclasses.replace(result, first_run=tags["champion_version"] == "none")
     if small:
-        reasons = (*reasons, f"slices under {cfg.gates.min_slice_rows} rows, not gated: {', '.join(small)}")
-    result = gates.GateResult(result.passed, reasons, first_run=tags["champion_version"] == "none")
-    older = _older_than_champion(cfg, model_key, tags)
-    if older:
-        result = gates.GateResult(False, (*result.reasons, older), result.first_run)
+        result = result.with_notes(f"slices under {cfg.gates.min_slice_rows} rows, not gated: {', '.join(small)}")
+    older = _older_day(cfg, model_key, tags)
+    if older is not None and not older.passed:  # recorded when it decides the verdict, like the notes
+        result = result.with_checks(older)
     verdict = {
         "model": model_key,
         "run_id": run_id,
@@ -76,7 +73,13 @@ def decide(model_key: str, cfg: Config, run_id: str) -> dict:
         **result.to_dict(),
     }
     with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags({"gate_passed": str(result.passed).lower(), "gate_reasons": "; ".join(result.reasons)[:7900]})
+        mlflow.set_tags(
+            {
+                "gate_passed": str(result.passed).lower(),
+                "gate_reasons": "; ".join(result.reasons)[:7900],
+                "gate_failed": "; ".join(c.message for c in result.failed)[:7900],
+            }
+        )
         mlflow.log_dict(verdict, "gate/verdict.json")
     log.info("gate %s for %s: %s", "PASSED" if result.passed else "FAILED", model_key, "; ".join(result.reasons))
     return verdict
@@ -96,7 +99,7 @@ def promote(model_key: str, cfg: Config, verdict: dict, who: str | None = None) 
         client.set_tag(verdict["run_id"], "promoted", "false")
         log.info("not promoting %s v%s: gate failed", model, verdict["model_version"])
         return {"promoted": False, "model": model, "model_version": verdict["model_version"]}
-    if model_key in tracking.RECALL_MODELS and verdict["index_version"] is None:
+    if catalogue.entry(model_key).has_index and verdict["index_version"] is None:
         raise release.ReleaseError(f"{model} v{verdict['model_version']} has no index version: build the index before promoting")
     target = release.Release(
         model_key, int(verdict["model_version"]), verdict["index_version"], _run_ds(client, verdict["run_id"])

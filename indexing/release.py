@@ -27,6 +27,7 @@ import os
 
 from recpipe import tracking
 from recpipe.config import Config
+from training import catalogue
 
 log = logging.getLogger(__name__)
 ACTOR_ENV = "RECPIPE_ACTOR"
@@ -77,9 +78,9 @@ def release_of(cfg: Config, model_key: str, version: int | str) -> Release:
     except mlflow.exceptions.MlflowException as exc:
         raise ReleaseError(f"{registered} has no version {version}: {exc.message}") from None
     index = mv.tags.get("index_version")
-    if index is None and model_key in tracking.RECALL_MODELS and mv.run_id:
+    if index is None and catalogue.entry(model_key).has_index and mv.run_id:
         index = client.get_run(mv.run_id).data.tags.get("index_version")
-    if model_key in tracking.RECALL_MODELS and index is None:
+    if catalogue.entry(model_key).has_index and index is None:
         raise ReleaseError(f"{registered} v{version} has no index version: build and register its index first")
     return Release(model_key, int(mv.version), None if index is None else int(index), mv.tags.get("ds", ""))
 
@@ -116,7 +117,7 @@ def _event(run) -> dict:
 
 def history(cfg: Config, model_key: str) -> list[dict]:
     """Every promotion and rollback of ``model_key``, oldest first: time, action, actor, reason, from, to, status."""
-    tracking.model_name(cfg, model_key)  # validates the key
+    catalogue.entry(model_key)  # a clear error for an unknown model
     tracking.setup(cfg)
     return [_event(run) for run in _event_runs(cfg, model_key)]
 

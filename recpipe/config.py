@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -387,7 +388,7 @@ class Config:
 
     def flat(self) -> dict[str, Any]:
         """Flattened ``section.key -> value`` view with credentials in URIs masked (logged as run params)."""
-        return {k: _redact(v) for k, v in _flatten(dataclasses.asdict(self)).items()}
+        return {k: mask_credentials(v) for k, v in _flatten(dataclasses.asdict(self)).items()}
 
     def __repr__(self) -> str:
         # Replaces the dataclass repr, which would print the expanded URIs with their credentials.
@@ -414,11 +415,13 @@ _SECRET_PARAM = re.compile(
 _USERINFO_PASSWORD = re.compile(r"://[^/@\s:]*:([^/@\s]+)@")
 
 
-def _redact(value: Any) -> Any:
-    """Mask a URI's userinfo and secret query parameters (for logs and run params)."""
+def mask_credentials(value: Any, userinfo: str = "***@") -> Any:
+    """Mask a URI's userinfo and secret query parameters (``?password=``, ``?token=``, ...): the one masker of
+    everything logged, shown or recorded. ``userinfo`` replaces ``user:password@`` (``""`` drops it, for a link
+    a reader follows). Values that are not strings come back unchanged."""
     if not isinstance(value, str):
         return value
-    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", _USERINFO.sub("***@", value))
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", _USERINFO.sub(userinfo, value))
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -430,7 +433,7 @@ def _refuse_literal_secret(value: str, where: str) -> None:
     secrets += [m.group(2) for m in _SECRET_PARAM.finditer(value)]
     if any(secret and not _VAR.fullmatch(secret) for secret in secrets):
         raise ConfigError(
-            f"{where}: a credential is written in the config file ({_redact(value)}); secrets come from the "
+            f"{where}: a credential is written in the config file ({mask_credentials(value)}); secrets come from the "
             "environment or Airflow connections: write ${NAME} for the whole URI or for the secret"
         )
 
@@ -468,6 +471,16 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):  # ``X | None``: null (YAML ``~``, ``null`` or empty), or an X
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(hint)):
+            return None
+        if len(args) != 1:
+            raise ConfigError(f"{where}: unsupported setting type {hint}")
+        try:
+            return _coerce(args[0], value, where)
+        except ConfigError:
+            raise ConfigError(f"{where}: expected {getattr(args[0], '__name__', args[0])} or null, received {value!r}") from None
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(hint)
         if not isinstance(value, list | tuple):

@@ -297,3 +297,133 @@ WIDE_CROSSES: tuple[tuple[str, str], ...] = (
     ("hour", "category_id"),
     ("device", "position"),
 )
+
+
+# --- The dataset registry --------------------------------------------------------------------------------
+# Which job writes each dataset, which check reads it, whether it is published and whether it is history.
+# The nightly DAG's Spark chain, its assets, the GX suites, the run card's data checks and ``recpipe etl``
+# are derived from these two lists: adding a dataset is its contract, one ``Dataset`` entry, the job that
+# writes it (a ``Job`` entry naming what it reads) and, if it is checked, its suite in validation.data_checks.
+CheckStage = Literal["events", "features"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Dataset:
+    """A lake dataset's place in the nightly run.
+
+    Attributes:
+        contract: its contract.
+        job: the ``spark_jobs`` module that writes it each night, or None (raw logs and snapshots arrive from the
+            site's loggers; oracle files from the generator).
+        suite: the Great Expectations suite that checks it (``validation.data_checks.SUITES``), or None.
+        check: when the suite runs: ``events`` right after its job, before any job reads it (``validate_events``);
+            ``features`` with the other training sets, before any model trains (``validate_features``).
+        asset: published as an Airflow asset (``x-recpipe://lake/<name>``) when its job succeeds.
+        history: needed for past days too (the windows of later jobs read it): ``recpipe etl`` writes it.
+    """
+
+    contract: Contract
+    job: str | None = None
+    suite: str | None = None
+    check: CheckStage | None = None
+    asset: bool = False
+    history: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.suite is None) != (self.check is None):
+            raise ValueError(f"{self.contract.name}: a suite needs its check stage and a check stage its suite")
+        if (self.asset or self.history) and self.job is None:
+            raise ValueError(f"{self.contract.name}: only a dataset some job writes can be published or history")
+
+    @property
+    def name(self) -> str:
+        return self.contract.name
+
+    @property
+    def check_artifact(self) -> str | None:
+        """Where the night's ``data`` MLflow run keeps this dataset's check summary (``data/<suite>_check.json``)."""
+        return None if self.suite is None else f"data/{self.suite}_check.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Job:
+    """A Spark job of the nightly run (``spark_jobs/<name>.py``) and the datasets it reads (by name)."""
+
+    name: str
+    reads: tuple[str, ...]
+
+
+DATASETS: tuple[Dataset, ...] = (
+    Dataset(contract=RAW_EVENTS),
+    Dataset(contract=RAW_USERS),
+    Dataset(contract=RAW_ITEMS),
+    Dataset(contract=STAGED_EVENTS, job="stage_events", suite="staged_events", check="events", history=True),
+    Dataset(contract=QUARANTINE_EVENTS, job="stage_events", history=True),
+    Dataset(contract=SESSIONS, job="sessions", history=True),
+    Dataset(contract=USER_DAILY, job="daily_aggregates", history=True),
+    Dataset(contract=ITEM_DAILY, job="daily_aggregates", history=True),
+    Dataset(contract=USER_CROSS_DAILY, job="daily_aggregates", history=True),
+    Dataset(contract=RANKING_SAMPLES, job="ranking_samples", suite="ranking_samples", check="features", asset=True),
+    Dataset(contract=ITEM2VEC_PAIRS, job="item2vec_samples", suite="item2vec_pairs", check="features", asset=True),
+    Dataset(contract=ITEM2VEC_CBOW, job="item2vec_samples", asset=True),
+    Dataset(contract=ITEM_POPULARITY, job="item2vec_samples", asset=True),
+    Dataset(contract=RETRIEVAL_SAMPLES, job="retrieval_samples", suite="retrieval_samples", check="features", asset=True),
+    Dataset(contract=RECALL_EVAL, job="retrieval_samples", asset=True),
+    Dataset(contract=ORACLE_EXPOSURES),
+    Dataset(contract=ORACLE_TOPK),
+)
+JOBS: tuple[Job, ...] = (
+    Job(name="stage_events", reads=(RAW_EVENTS.name,)),
+    Job(name="sessions", reads=(STAGED_EVENTS.name,)),
+    Job(name="daily_aggregates", reads=(STAGED_EVENTS.name, RAW_ITEMS.name)),
+    Job(name="item2vec_samples", reads=(SESSIONS.name,)),
+    Job(name="retrieval_samples", reads=(STAGED_EVENTS.name, SESSIONS.name, RAW_USERS.name, RAW_ITEMS.name)),
+    Job(
+        name="ranking_samples",
+        reads=(STAGED_EVENTS.name, USER_DAILY.name, ITEM_DAILY.name, USER_CROSS_DAILY.name, RAW_USERS.name, RAW_ITEMS.name),
+    ),
+)
+
+
+def dataset(name: str) -> Dataset:
+    """The registry entry of dataset ``name`` (e.g. ``training/ranking_samples``)."""
+    for entry in DATASETS:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"no dataset {name!r} in the registry; datasets are {[d.name for d in DATASETS]}")
+
+
+def written_by(job: str) -> tuple[Dataset, ...]:
+    """The datasets job ``job`` writes, in registry order."""
+    return tuple(d for d in DATASETS if d.job == job)
+
+
+def checked(stage: CheckStage) -> tuple[Dataset, ...]:
+    """The datasets whose suite runs at ``stage`` (``events`` or ``features``), in registry order."""
+    return tuple(d for d in DATASETS if d.check == stage)
+
+
+def _check_registry() -> None:
+    """Fail at import on a registry that contradicts itself: unknown names, a job without an entry, a cycle."""
+    names = {d.name for d in DATASETS}
+    jobs = {j.name for j in JOBS}
+    for job in JOBS:
+        unknown = sorted(set(job.reads) - names)
+        if unknown:
+            raise ValueError(f"job {job.name} reads datasets that are not in the registry: {unknown}")
+    writers = {d.job for d in DATASETS if d.job is not None}
+    if writers != jobs:
+        raise ValueError(
+            f"datasets name jobs {sorted(writers - jobs)} without a Job entry; jobs {sorted(jobs - writers)} write nothing"
+        )
+    order = [j.name for j in JOBS]
+    for job in JOBS:  # listed in a runnable order: every job after the jobs it reads from
+        late = [d.job for d in map(dataset, job.reads) if d.job is not None and order.index(d.job) >= order.index(job.name)]
+        if late:
+            raise ValueError(f"job {job.name} is listed before (or is) the job(s) it reads from: {late}")
+    suites = [d.suite for d in DATASETS if d.suite]
+    if len(suites) != len(set(suites)):
+        raise ValueError(f"suite names must be unique; received {suites}")
+
+
+_check_registry()

@@ -1,31 +1,34 @@
-"""MLflow conventions: tracking set-up, registered model names, run lookup. MLflow is imported lazily."""
+"""MLflow conventions: tracking set-up, registered model names, run lookup. MLflow is imported lazily.
+
+Which models exist is the model catalogue's to say (``training.catalogue``); here a model is a key, and its
+registered names are made from it.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from recpipe.config import Config
 
+# A slice metric is ``<metric>__<slice>`` (``auc__city_3``, ``recall_at_50__category_1``); its size ``rows__<slice>``.
+SLICE_SEPARATOR = "__"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-RECALL_MODELS = ("item2vec", "youtube_dnn", "two_tower")
-RANKING_MODELS = ("fnn", "wide_deep", "xgb_wide_deep", "cnn_dnn", "pnn", "deepfm", "wide_resnet")
-MODELS = RECALL_MODELS + RANKING_MODELS
+_MODEL_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def model_name(cfg: Config, model: str) -> str:
-    """Registered model name of a model, e.g. ``recpipe-item2vec``."""
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; expected one of {list(MODELS)}")
+    """Registered model name of a model key, e.g. ``recpipe-item2vec``."""
+    if not isinstance(model, str) or not _MODEL_KEY.fullmatch(model):
+        raise ValueError(f"a model key is a lowercase name such as 'two_tower'; received {model!r}")
     return f"{cfg.registry_prefix}-{model}"
 
 
 def index_name(cfg: Config, model: str) -> str:
-    """Registered model name of a recall model's FAISS index, e.g. ``recpipe-item2vec-index``."""
-    if model not in RECALL_MODELS:
-        raise ValueError(f"model {model!r} has no index; recall models are {list(RECALL_MODELS)}")
+    """Registered model name of a model's FAISS index, e.g. ``recpipe-item2vec-index``."""
     return f"{model_name(cfg, model)}-index"
 
 

@@ -17,22 +17,18 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from recpipe import lake, tracking
-from recpipe.config import Config
+from recpipe import contracts, lake, tracking
+from recpipe.config import Config, mask_credentials
+from recpipe.tracking import SLICE_SEPARATOR
+from training import catalogue
 
 log = logging.getLogger(__name__)
 CHAMPION_PREFIX = "champion_"
-SLICE_SEPARATOR = "__"
 ROC_ARTIFACT = "eval/roc.json"
 VERDICT_ARTIFACT = "gate/verdict.json"
 QUARANTINE_ARTIFACT = "data/quarantine_counts.json"
-# Data checks in pipeline order: (suite, artifact of the ``stage=data`` run holding check_partition's dict).
-DATA_CHECKS = (
-    ("staged_events", "data/staged_events_check.json"),
-    ("ranking_samples", "data/ranking_samples_check.json"),
-    ("item2vec_pairs", "data/item2vec_pairs_check.json"),
-    ("retrieval_samples", "data/retrieval_samples_check.json"),
-)
+# Data checks in registry order: (suite, artifact of the ``stage=data`` run holding check_partition's dict).
+DATA_CHECKS = tuple((d.suite, d.check_artifact) for d in contracts.DATASETS if d.suite is not None)
 RANKING_HEADLINE = (
     "auc",
     "logloss",
@@ -56,11 +52,10 @@ INDEX_METRICS = (
     "index_size",
 )
 _RECALL_AT = re.compile(r"^(?P<prefix>champion_|popularity_|oracle_)?recall_at_(?P<k>\d+)$")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def _kind(model: str) -> str:
-    return "recall" if model in tracking.RECALL_MODELS else "ranking"
+    return catalogue.entry(model).kind
 
 
 def _number(value) -> float | None:
@@ -77,7 +72,8 @@ def _natural(text: str) -> list:
 
 
 def _without_credentials(uri: str) -> str:
-    return _USERINFO.sub("", uri)
+    """A URI fit to show: userinfo dropped, secret query parameters masked (``recpipe.config.mask_credentials``)."""
+    return mask_credentials(uri, userinfo="")
 
 
 def _artifact_paths(client, run_id: str, folder: str) -> set[str]:
@@ -149,6 +145,19 @@ def _slices(own: Mapping[str, float], champ: Mapping[str, float]) -> list[dict]:
     return out
 
 
+# Verdicts recorded before they held structured checks: the wording of validation.gates that marked a failed
+# line then. Read for those old runs only, so their cards stay as they were; a verdict with ``checks`` is never
+# read this way.
+_LEGACY_FAILED = re.compile(r" < floor | > ceiling |exceeds max|missing from|has no value to compare|never replaces")
+
+
+def _failed_lines(verdict: dict) -> list[str]:
+    """The lines of the verdict's failed checks (``validation.gates.Check``)."""
+    if "checks" not in verdict:  # recorded before verdicts held checks
+        return [str(r) for r in verdict.get("reasons") or [] if _LEGACY_FAILED.search(str(r))]
+    return [str(c["message"]) for c in verdict["checks"] if not c.get("passed")]
+
+
 def _gate(tags: Mapping[str, str], verdict: dict | None) -> dict:
     promoted = tags.get("promoted")
     if verdict is not None:
@@ -157,18 +166,20 @@ def _gate(tags: Mapping[str, str], verdict: dict | None) -> dict:
             "passed": bool(verdict.get("passed")),
             "first_run": bool(verdict.get("first_run")),
             "reasons": [str(r) for r in verdict.get("reasons") or []],
+            "failed": _failed_lines(verdict),
             "promoted": promoted,
         }
-    if "gate_passed" in tags:  # an older run, or the artifact is gone: the tags say the same, reasons joined by "; "
-        reasons = tags.get("gate_reasons", "")
+    if "gate_passed" in tags:  # the artifact is gone: the tags say the same, lines joined by "; "
+        reasons, failed = tags.get("gate_reasons", ""), tags.get("gate_failed", "")
         return {
             "source": "tags",
             "passed": tags["gate_passed"] == "true",
             "first_run": tags.get("champion_version") == "none",
             "reasons": reasons.split("; ") if reasons else [],
+            "failed": failed.split("; ") if failed else [],
             "promoted": promoted,
         }
-    return {"source": None, "passed": None, "first_run": None, "reasons": [], "promoted": promoted}
+    return {"source": None, "passed": None, "first_run": None, "reasons": [], "failed": [], "promoted": promoted}
 
 
 def _config_diff(cfg: Config, client, model: str, params: Mapping[str, str], champion_version: str | None) -> dict:
@@ -308,7 +319,7 @@ def _collect_model(cfg: Config, client, model: str, found: dict | None) -> dict:
 def collect(cfg: Config, ds: str, airflow_run_id: str | None) -> dict:
     """Read everything the run card shows for day ``ds`` (of one Airflow run, if given) from MLflow.
 
-    Per model, the run is the newest training run of the day (``recpipe.pipeline.summarize``); a model with
+    Per model, the run is the newest training run of the day (``reporting.summarize``); a model with
     no run is listed with ``run_id`` None. Artifacts that were never logged come back as None.
 
     Raises:
@@ -316,7 +327,7 @@ def collect(cfg: Config, ds: str, airflow_run_id: str | None) -> dict:
     """
     import mlflow
 
-    from recpipe.pipeline import summarize
+    from reporting.summarize import summarize
 
     lake.parse_ds(ds)
     experiment_id = tracking.setup(cfg)
@@ -330,5 +341,5 @@ def collect(cfg: Config, ds: str, airflow_run_id: str | None) -> dict:
         "experiment_id": experiment_id,
         "top_k": cfg.item2vec.top_k,
         "data": _collect_data(client, ds, airflow_run_id),
-        "models": [_collect_model(cfg, client, model, found.get(model)) for model in tracking.MODELS],
+        "models": [_collect_model(cfg, client, model, found.get(model)) for model in catalogue.MODELS],
     }

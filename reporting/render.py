@@ -15,10 +15,9 @@ import math
 import re
 from collections.abc import Iterable
 
-from reporting.collect import QUARANTINE_ARTIFACT, ROC_ARTIFACT, SLICE_SEPARATOR, VERDICT_ARTIFACT
+from recpipe.tracking import SLICE_SEPARATOR
+from reporting.collect import QUARANTINE_ARTIFACT, ROC_ARTIFACT, VERDICT_ARTIFACT
 
-# Gate reasons (validation.gates wording) that mark a failed check; the verdict itself is what counts.
-_FAILED_REASON = re.compile(r" < floor | > ceiling |exceeds max|missing from|has no value to compare|never replaces")
 _HIGHER_IS_BETTER = re.compile(r"(^|_)(auc|gauc|recall_at_\d+|hr_at_\d+|ndcg_at_\d+|coverage_at_\d+|qps_batch\d+)$")
 _LOWER_IS_BETTER = re.compile(r"(logloss|mean_target_rank|^index_latency_.*|^index_build_seconds)$")
 
@@ -278,9 +277,9 @@ def _render_gate(gate: dict) -> str:
     if gate and gate.get("passed") is not None:
         promoted = gate.get("promoted")
         out.append(f"<p>promoted: {_e(promoted or 'not recorded')} · from <code>{_e(gate.get('source'))}</code></p>")
+        failed = set(gate.get("failed") or ())
         items = "".join(
-            (f'<li class="fail">{_e(r)}</li>' if _FAILED_REASON.search(r) else f"<li>{_e(r)}</li>")
-            for r in gate.get("reasons") or []
+            (f'<li class="fail">{_e(r)}</li>' if r in failed else f"<li>{_e(r)}</li>") for r in gate.get("reasons") or []
         )
         out.append(f'<ul class="reasons">{items}</ul>' if items else '<p class="missing">no reasons recorded</p>')
     else:

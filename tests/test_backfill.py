@@ -28,6 +28,7 @@ from recpipe import lake, tracking
 from tests.airflow_server import Postgres, Standalone
 from tests.conftest import write_config
 from tests.e2e_helpers import OUTPUTS, airflow, fingerprint, make_lake
+from training import catalogue
 
 pytestmark = pytest.mark.slow
 DAG_ID = "nightly_retrain"
@@ -169,7 +170,7 @@ def test_ui_backfill_three_days(deployment):
         for contract in OUTPUTS:
             assert lake.partition_ready(cfg.lake_root, contract, ds), (contract.name, ds)
         assert len(_mlflow_runs(cfg, ds)) == 1, f"data-check run of {ds}"
-        for model in tracking.MODELS:
+        for model in catalogue.MODELS:
             (run,) = _mlflow_runs(cfg, ds, model)
             assert run.data.tags["airflow_run_id"] == runs[ds]["dag_run_id"], (ds, model)
     assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == [
@@ -239,7 +240,7 @@ def test_rest_backfill_reruns_the_failed_day(deployment):
 
     tracking.setup(cfg)
     client = mlflow.MlflowClient()
-    champions = {m: client.get_model_version_by_alias(tracking.model_name(cfg, m), "champion") for m in tracking.MODELS}
+    champions = {m: client.get_model_version_by_alias(tracking.model_name(cfg, m), "champion") for m in catalogue.MODELS}
     newer = {m for m, v in champions.items() if v.tags["ds"] > d2}
     assert newer, f"no champion trained after {d2}: nothing here could test the older-day rule"
 
@@ -261,7 +262,7 @@ def test_rest_backfill_reruns_the_failed_day(deployment):
         assert after[ds]["end_date"] == runs[ds]["end_date"], ds
     assert {c.name: fingerprint(cfg, c.name, d2) for c in OUTPUTS} == before
 
-    for model in tracking.MODELS:
+    for model in catalogue.MODELS:
         first, rerun = sorted(_mlflow_runs(cfg, d2, model), key=lambda r: r.info.start_time)  # browser's, REST's
         assert first.data.tags["airflow_run_id"] == rerun.data.tags["airflow_run_id"] == runs[d2]["dag_run_id"]
         champion = client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion")

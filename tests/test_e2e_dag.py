@@ -11,6 +11,7 @@ import pytest
 from indexing import release
 from recpipe import lake, tracking
 from tests.e2e_helpers import OUTPUTS, airflow, fingerprint, make_lake
+from training import catalogue
 
 pytestmark = pytest.mark.slow
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -32,13 +33,13 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
     for contract in OUTPUTS:
         assert lake.partition_ready(cfg.lake_root, contract, DAY1), contract.name
     summary = f"{lake.partition_uri(cfg.lake_root, 'reports/nightly', DAY1)}/summary.json"
-    assert {m["model"] for m in json.load(open(summary))["models"]} == set(tracking.MODELS)
+    assert {m["model"] for m in json.load(open(summary))["models"]} == set(catalogue.MODELS)
     tracking.setup(cfg)
     client = mlflow.MlflowClient()
     data_runs = mlflow.search_runs(filter_string=f"tags.stage = 'data' and tags.ds = '{DAY1}'", output_format="list")
     assert len(data_runs) == 1 and data_runs[0].data.metrics["quarantine_malformed_json"] == 0
     assert data_runs[0].data.metrics["raw_rows"] > 0
-    for model in tracking.MODELS:
+    for model in catalogue.MODELS:
         champion = client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion")
         run = client.get_run(champion.run_id)
         assert run.data.tags["ds"] == DAY1 and run.data.tags["champion_version"] == "none"
@@ -46,7 +47,7 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
         assert run.data.params["etl.lookback_days"] == "2"
     index = client.get_model_version_by_alias(tracking.index_name(cfg, "item2vec"), "champion")
     assert index.tags["model_version"] == "1"
-    for model in tracking.RECALL_MODELS:  # each index was tuned, validated and logged under the same names
+    for model in catalogue.RECALL_MODELS:  # each index was tuned, validated and logged under the same names
         run = client.get_run(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").run_id)
         for name in ("index_recall_at_50", "index_latency_ms_p99_batch1", "index_city_recall_at_50", "index_qps_batch256"):
             assert name in run.data.metrics, (model, name)
@@ -54,13 +55,13 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
     assert [e["action"] for e in release.history(cfg, "two_tower")] == ["promote"]
     card = f"{lake.partition_uri(cfg.lake_root, 'reports/nightly', DAY1)}/run_card.html"
     page = open(card, encoding="utf-8").read()
-    assert all(f'id="model-{model}"' in page for model in tracking.MODELS) and "<svg" in page
+    assert all(f'id="model-{model}"' in page for model in catalogue.MODELS) and "<svg" in page
     reports = mlflow.search_runs(filter_string=f"tags.stage = 'report' and tags.ds = '{DAY1}'", output_format="list")
     assert len(reports) == 1 and reports[0].info.run_name == f"run card ds={DAY1}"
     i2v = client.get_run(client.get_model_version_by_alias(tracking.model_name(cfg, "item2vec"), "champion").run_id)
     assert i2v.data.metrics["recall_at_50"] > i2v.data.metrics["popularity_recall_at_50"]
     assert 0 < i2v.data.metrics["recall_at_50"] <= i2v.data.metrics["oracle_recall_at_50"] + 0.1
-    for model in tracking.RECALL_MODELS:  # the same metric names across recall models, for MLflow's compare view
+    for model in catalogue.RECALL_MODELS:  # the same metric names across recall models, for MLflow's compare view
         run = client.get_run(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").run_id)
         names = {"recall_at_10", "hr_at_100", "ndcg_at_50", "coverage_at_50", "mean_target_rank", "popularity_recall_at_50"}
         assert names <= set(run.data.metrics), model
@@ -73,20 +74,20 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
     monkeypatch.setenv("RECPIPE_CONFIG", str(strict))
     second = _run_day(DAY2)
     assert second.state == "success"
-    expected = {"item2vec": ("true", "2"), **{model: ("false", "1") for model in tracking.RANKING_MODELS}}
-    for model in tracking.MODELS:
+    expected = {"item2vec": ("true", "2"), **{model: ("false", "1") for model in catalogue.RANKING_MODELS}}
+    for model in catalogue.MODELS:
         runs = mlflow.search_runs(filter_string=f"tags.ds = '{DAY2}' and tags.model = '{model}'", output_format="list")
         assert len(runs) == 1
         tags, metrics = runs[0].data.tags, runs[0].data.metrics
         assert tags["champion_version"] == "1"  # day 1's release was the champion to beat
-        key = "auc" if model in tracking.RANKING_MODELS else "recall_at_50"
+        key = "auc" if model in catalogue.RANKING_MODELS else "recall_at_50"
         assert f"champion_{key}" in metrics
         # The tower models may pass or fail their regression gate on this tiny lake; they must act on it.
         passed, champion = expected.get(model, (tags["gate_passed"], "2" if tags["gate_passed"] == "true" else "1"))
         assert (tags["gate_passed"], tags["promoted"]) == (passed, passed), tags.get("gate_reasons")
         assert str(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").version) == champion
     assert "auc=" in runs[0].data.tags["gate_reasons"] and "< floor 0.9900" in runs[0].data.tags["gate_reasons"]
-    for model in tracking.RANKING_MODELS:  # the same metric names across ranking models, for MLflow's compare view
+    for model in catalogue.RANKING_MODELS:  # the same metric names across ranking models, for MLflow's compare view
         run = client.get_run(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").run_id)
         names = {"auc", "logloss", "gauc", "calibration", "lr_auc", "oracle_auc", "auc__user_type_C", "train_examples_per_second"}
         assert names <= set(run.data.metrics), (model, names - set(run.data.metrics))

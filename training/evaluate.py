@@ -18,7 +18,8 @@ import mlflow
 from recpipe import tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
-from training.artifacts import load_item_vectors
+from recpipe.tables import load_item_vectors
+from training import catalogue
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +30,22 @@ class IncompatibleChampion(ValueError):
 
 def champion_metrics(model_key: str, cfg: Config, ds: str) -> tuple[int | None, dict[str, float] | None]:
     """(champion version, its metrics on day ``ds``'s eval set), or (None, None) without a champion."""
+    entry = catalogue.entry(model_key)
     registered = tracking.model_name(cfg, model_key)
     version = tracking.alias_version(cfg, registered, tracking.CHAMPION)
     if version is None:
         return None, None
     # Imported only with a champion to score: TensorFlow's start-up is most of a first run's evaluate task.
-    # Importing the model modules (``ranking`` imports every ranking model) registers the classes Keras needs.
-    import training.models.item2vec
-    import training.models.two_tower
-    import training.models.youtube_dnn  # noqa: F401
+    # Importing the model's classes registers them with Keras, which needs them to load the champion.
+    entry.classes()
     from training import ranking, recall
 
     # By number, not alias: a promotion between the two calls must not mix two versions.
     uri = f"models:/{registered}/{version.version}"
-    if model_key == "item2vec":
+    if entry.scoring == "item_vectors":
         eval_set = recall.load_eval_set(cfg, ds)
         return int(version.version), recall.evaluate_vectors(cfg, load_item_vectors(version.run_id), eval_set)
-    if model_key in tracking.RECALL_MODELS:  # a user tower: today's eval users through the champion's tower
+    if entry.scoring == "user_tower":  # today's eval users through the champion's tower
         eval_set = recall.load_eval_set(cfg, ds)
         queries = mlflow.keras.load_model(uri).user_vectors(eval_set.features)
         return int(version.version), recall.evaluate_queries(cfg, queries, load_item_vectors(version.run_id), eval_set)
@@ -84,7 +84,7 @@ def _step(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return step_main(__doc__, _step, tracking.MODELS, argv)
+    return step_main(__doc__, _step, catalogue.MODELS, argv)
 
 
 if __name__ == "__main__":

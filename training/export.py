@@ -23,20 +23,15 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from training import catalogue
 from training.models.item2vec import Item2Vec, Item2VecCBOW
-from training.models.two_tower import TwoTower
 from training.models.youtube_dnn import USER_FIELDS, YouTubeDNN
-from training.ranking import MODEL_CLASSES as RANKING_CLASSES
 
 MANIFEST = "serving_manifest.json"
 ARTIFACT_PATH = "serving"
-# The model classes each key accepts (``item2vec.mode`` "skipgram" trains Item2Vec, "cbow" Item2VecCBOW).
-MODELS: dict[str, tuple[type[keras.Model], ...]] = {
-    "item2vec": (Item2Vec, Item2VecCBOW),
-    "youtube_dnn": (YouTubeDNN,),
-    "two_tower": (TwoTower,),
-    **{key: (cls,) for key, cls in RANKING_CLASSES.items()},
-}
+# The model classes each key accepts, from the catalogue (``item2vec.mode`` "skipgram" trains Item2Vec, "cbow"
+# Item2VecCBOW).
+MODELS: dict[str, tuple[type[keras.Model], ...]] = {entry.name: entry.classes() for entry in catalogue.ENTRIES}
 USER_VECTOR_POOLINGS = ("mean", "recency")
 PAD = -1  # history padding; any negative id is padding, as the towers' ``history >= 0`` masks say
 
@@ -94,12 +89,13 @@ def _float32(fn: Callable) -> Callable:
 def _endpoints(model_key: str, model, user_vector: str, half_life: float | None) -> list[tuple[str, Callable, dict]]:
     """(signature name, fn of one dict of tensors -> dict of tensors, input specs) of each endpoint, in order."""
     item_ids = {"item_id": _spec("item_id", tf.int32)}
-    if model_key in RANKING_CLASSES:
+    entry = catalogue.entry(model_key)
+    if entry.kind == "ranking":
         features = {f["name"]: _spec(f["name"], tf.int32 if f["kind"] == "categorical" else tf.float32) for f in model.features}
         # ``ClickModel.call`` ends in a sigmoid: its output is the click probability, not a logit. The
         # pre-trained parts (the GBDT's trees, the image table) are weights of the model, so they export too.
         return [("predict_ctr", lambda x: {"click_probability": model(x, training=False)}, features)]
-    if model_key == "item2vec":
+    if entry.scoring == "item_vectors":
         history = {"history": _spec("history", tf.int32, (None, None))}
 
         def items(x):
@@ -109,7 +105,7 @@ def _endpoints(model_key: str, model, user_vector: str, half_life: float | None)
         pool = _item2vec_user_vectors(model, user_vector, half_life)
         return [("user_vectors", lambda x: pool(x["history"]), history), ("item_vectors", items, item_ids)]
     towers = {**{f: _spec(f, tf.int32) for f in USER_FIELDS}, "history": _spec("history", tf.int32, (None, None))}
-    if model_key == "youtube_dnn":
+    if isinstance(model, YouTubeDNN):
 
         def items(x):
             table = ops.concatenate([model.item_table, ops.expand_dims(model.item_bias, -1)], axis=-1)

@@ -28,9 +28,8 @@ import keras
 import numpy as np
 from PIL import Image
 
-from recpipe import contracts
+from recpipe import contracts, tables
 from recpipe.synthetic import IMAGE_SIZE
-from training import data
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +341,7 @@ def item_image_embeddings(
 
     Returns:
         ``(table, metrics)``: float32 ``[n_items, d]`` with row i = item id i (``n_items`` as
-        ``training.data.n_items``); ids absent from the snapshot or without an image are zeros. Metrics:
+        ``recpipe.tables.n_items``); ids absent from the snapshot or without an image are zeros. Metrics:
         ``image_items_with_image``, ``image_embedding_dim`` and, for "small", the pretraining metrics
         (``image_pretrain_accuracy``, ...).
 
@@ -352,8 +351,8 @@ def item_image_embeddings(
     """
     if backbone != SMALL and backbone not in BACKBONES:
         raise ValueError(f"unknown image backbone {backbone!r}; expected one of {[SMALL, *sorted(BACKBONES)]}")
-    table = data.read_snapshot(lake_root, contracts.RAW_ITEMS, ds, columns=["item_id", "category_id", "image"])
-    n_items = data.n_items(lake_root, ds)
+    table = tables.read_snapshot(lake_root, contracts.RAW_ITEMS, ds, columns=["item_id", "category_id", "image"])
+    n_items = tables.n_items(lake_root, ds)
     ids = table.column("item_id").to_numpy()
     if ids.min(initial=0) < 0 or len(np.unique(ids)) != len(ids):
         raise ValueError(f"{contracts.RAW_ITEMS.name} at or before ds={ds}: item ids must be unique and non-negative")

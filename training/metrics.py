@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 
+from recpipe.tracking import SLICE_SEPARATOR
+
 
 def ranking_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """AUC, logloss, mean prediction and observed CTR of binary labels against predicted probabilities."""
@@ -104,11 +106,13 @@ def sliced_recall(
         for t in truth_set:
             g = int(item_group[t]) if 0 <= t < len(item_group) else -1
             found_in.setdefault(g, []).append(int(t in top))
-    out = {f"recall_at_{k}__{names[0]}_{g}": float(np.mean(v)) for g, v in sorted(by_user.items())}
-    out.update({f"recall_at_{k}__{names[1]}_{g}": float(np.mean(v)) for g, v in sorted(found_in.items()) if g >= 0})
+    out = {f"recall_at_{k}{SLICE_SEPARATOR}{names[0]}_{g}": float(np.mean(v)) for g, v in sorted(by_user.items())}
+    out.update(
+        {f"recall_at_{k}{SLICE_SEPARATOR}{names[1]}_{g}": float(np.mean(v)) for g, v in sorted(found_in.items()) if g >= 0}
+    )
     # How many users / targets each slice averages, so a gate can skip slices too small to compare.
-    out.update({f"rows__{names[0]}_{g}": float(len(v)) for g, v in sorted(by_user.items())})
-    out.update({f"rows__{names[1]}_{g}": float(len(v)) for g, v in sorted(found_in.items()) if g >= 0})
+    out.update({f"rows{SLICE_SEPARATOR}{names[0]}_{g}": float(len(v)) for g, v in sorted(by_user.items())})
+    out.update({f"rows{SLICE_SEPARATOR}{names[1]}_{g}": float(len(v)) for g, v in sorted(found_in.items()) if g >= 0})
     return out
 
 
@@ -278,10 +282,10 @@ def sliced_ranking_metrics(
             y, p = labels[mask], probs[mask]
             positives = int(y.sum())
             if 0 < positives < rows:
-                out[f"auc__{name}_{label}"] = float(roc_auc_score(y, p))
+                out[f"auc{SLICE_SEPARATOR}{name}_{label}"] = float(roc_auc_score(y, p))
             if positives > 0:
-                out[f"calibration__{name}_{label}"] = float(p.mean() / y.mean())
-            out[f"rows__{name}_{label}"] = float(rows)
+                out[f"calibration{SLICE_SEPARATOR}{name}_{label}"] = float(p.mean() / y.mean())
+            out[f"rows{SLICE_SEPARATOR}{name}_{label}"] = float(rows)
     return out
 
 

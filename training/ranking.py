@@ -17,30 +17,14 @@ import keras
 import numpy as np
 import pyarrow.compute as pc
 
-from recpipe import contracts, lake
+from recpipe import contracts, lake, tables
 from recpipe.config import Config
-from training import data, metrics
+from training import catalogue, metrics
 from training.compute import EpochTimer
-from training.models.cnn_dnn import CNNDNN
 from training.models.ctr import ClickModel
-from training.models.deepfm import DeepFM
 from training.models.fm import FactorizationMachine
-from training.models.fnn import FNN
-from training.models.pnn import PNN
-from training.models.wide_deep import WideDeep
-from training.models.wide_resnet import WideResNet
-from training.models.xgb_wide_deep import XGBWideDeep
 
 log = logging.getLogger(__name__)
-MODEL_CLASSES: dict[str, type[ClickModel]] = {
-    "fnn": FNN,
-    "wide_deep": WideDeep,
-    "xgb_wide_deep": XGBWideDeep,
-    "cnn_dnn": CNNDNN,
-    "pnn": PNN,
-    "deepfm": DeepFM,
-    "wide_resnet": WideResNet,
-}
 # Slice name -> the feature it groups by; user types are reported by name (B, C).
 SLICES = {"city": "user_city", "category": "category_id", "user_type": "user_type"}
 VALUE_NAMES = {"user_type": contracts.USER_TYPES}
@@ -84,7 +68,7 @@ def feature_specs(cfg: Config, ds: str) -> list[dict]:
     """The ranking feature contract as model specs, with the vocabularies of the day's snapshots."""
     return [
         {"name": f.name, "kind": f.kind, "vocab_size": f.vocab_size}
-        for f in contracts.ranking_features(**data.vocab_sizes(cfg.lake_root, ds))
+        for f in contracts.ranking_features(**tables.vocab_sizes(cfg.lake_root, ds))
     ]
 
 
@@ -92,10 +76,10 @@ def load_split(cfg: Config, ds: str, split: str) -> RankingSplit:
     """One split of ``training/ranking_samples/ds`` as model inputs."""
     if split not in contracts.SPLITS:
         raise ValueError(f"split must be one of {contracts.SPLITS}, received {split!r}")
-    table = data.read_table(cfg.lake_root, contracts.RANKING_SAMPLES, ds, filter_expr=pc.field("split") == split)
+    table = tables.read_table(cfg.lake_root, contracts.RANKING_SAMPLES, ds, filter_expr=pc.field("split") == split)
     if table.num_rows == 0:
         raise ValueError(f"{contracts.RANKING_SAMPLES.name}/ds={ds} has no {split!r} rows")
-    cols = data.to_numpy(table)
+    cols = tables.to_numpy(table)
     dtypes = {f.name: (np.int32 if f.kind == "categorical" else np.float32) for f in contracts.ranking_features(1)}
     features = {name: cols[name].astype(dtype) for name, dtype in dtypes.items()}
     return RankingSplit(features, cols["label"].astype(np.float32), cols["event_id"], cols["user_id"], cols["ts"])
@@ -105,7 +89,7 @@ def oracle_auc(cfg: Config, ds: str, split: RankingSplit) -> dict[str, float]:
     """AUC of the generator's true click probabilities on the same examples (empty when there is no oracle)."""
     if not lake.partition_ready(cfg.lake_root, contracts.ORACLE_EXPOSURES, ds):
         return {}
-    table = data.read_table(cfg.lake_root, contracts.ORACLE_EXPOSURES, ds)
+    table = tables.read_table(cfg.lake_root, contracts.ORACLE_EXPOSURES, ds)
     truth = dict(zip(table.column("event_id").to_pylist(), table.column("p_click").to_pylist(), strict=True))
     probs = np.array([truth.get(e, np.nan) for e in split.event_ids])
     known = ~np.isnan(probs)
@@ -148,9 +132,12 @@ def _compile_fit(model: keras.Model, cfg: Config, split: RankingSplit, epochs: i
     return history.history
 
 
-def _fit_fnn(cfg: Config, specs: list[dict], train: RankingSplit, eval_split: RankingSplit) -> Fitted:
+def fit_fnn(
+    entry: catalogue.ModelEntry, cfg: Config, ds: str, specs: list[dict], train: RankingSplit, eval_split: RankingSplit
+) -> Fitted:
+    """FNN's recipe: a factorization machine first, whose vectors initialise the network."""
     c = cfg.ranking
-    common = _common(cfg, specs)
+    common = shared_arguments(cfg, specs)
     fm = FactorizationMachine(**{k: v for k, v in common.items() if k != "dropout"})
     fm.set_numeric_stats(train.features)
     fm_history = _compile_fit(fm, cfg, train, cfg.fnn.fm_epochs)
@@ -160,14 +147,17 @@ def _fit_fnn(cfg: Config, specs: list[dict], train: RankingSplit, eval_split: Ra
             eval_split.labels, fm.predict(eval_split.features, batch_size=4096, verbose=0)
         ).items()
     }
-    model = FNN(**common, hidden_units=c.hidden_units)
+    model = entry.model_class()(**common, **entry.hyperparameters(cfg))
     model.init_from_fm(fm)
     history = _compile_fit(model, cfg, train, c.epochs)
     history.update({f"fm_{k}": v for k, v in fm_history.items()})
     return Fitted(model, history, {k: v for k, v in fm_metrics.items() if k in ("fm_auc", "fm_logloss")})
 
 
-def _fit_xgb_wide_deep(cfg: Config, specs: list[dict], train: RankingSplit, eval_split: RankingSplit) -> Fitted:
+def fit_xgb_wide_deep(
+    entry: catalogue.ModelEntry, cfg: Config, ds: str, specs: list[dict], train: RankingSplit, eval_split: RankingSplit
+) -> Fitted:
+    """XGBoost+Wide&Deep's recipe: a GBDT first, whose leaves feed the wide part."""
     from training import xgb
 
     c, x = cfg.ranking, cfg.xgb_wide_deep
@@ -183,17 +173,14 @@ def _fit_xgb_wide_deep(cfg: Config, specs: list[dict], train: RankingSplit, eval
         eval_set=(xgb.feature_matrix(eval_split.features, names), eval_split.labels),
     )
     trees = xgb.tree_arrays(booster)
-    model = XGBWideDeep(
-        **_common(cfg, specs),
-        crosses=[list(pair) for pair in contracts.WIDE_CROSSES],
-        cross_bins=cfg.wide_deep.cross_bins,
-        hidden_units=c.hidden_units,
+    model = entry.model_class()(
+        **shared_arguments(cfg, specs),
+        **entry.hyperparameters(cfg),
         gbdt_features=names,
         n_trees=trees["left"].shape[0],
         max_nodes=trees["left"].shape[1],
         depth=int(trees["depth"]),
         max_leaves=int(trees["n_leaves"].max()),
-        leaves_to_deep=x.leaves_to_deep,
     )
     model(model.example_inputs())
     model.set_trees(trees)
@@ -201,7 +188,10 @@ def _fit_xgb_wide_deep(cfg: Config, specs: list[dict], train: RankingSplit, eval
     return Fitted(model, _compile_fit(model, cfg, train, c.epochs), gbdt_metrics, side_models={"gbdt": booster})
 
 
-def _fit_cnn_dnn(cfg: Config, ds: str, specs: list[dict], train: RankingSplit) -> Fitted:
+def fit_cnn_dnn(
+    entry: catalogue.ModelEntry, cfg: Config, ds: str, specs: list[dict], train: RankingSplit, eval_split: RankingSplit
+) -> Fitted:
+    """CNN+DNN's recipe: the item images' encoder first (pre-trained, then frozen)."""
     from training import images
 
     c, n = cfg.ranking, cfg.cnn_dnn
@@ -214,14 +204,16 @@ def _fit_cnn_dnn(cfg: Config, ds: str, specs: list[dict], train: RankingSplit) -
         epochs=n.pretrain_epochs,
         seed=c.seed,
     )
-    model = CNNDNN(**_common(cfg, specs), hidden_units=c.hidden_units, n_items=table.shape[0], image_dim=table.shape[1])
+    model = entry.model_class()(
+        **shared_arguments(cfg, specs), **entry.hyperparameters(cfg), n_items=table.shape[0], image_dim=table.shape[1]
+    )
     model(model.example_inputs())
     model.set_image_embeddings(table)
     model.set_numeric_stats(train.features)
     return Fitted(model, _compile_fit(model, cfg, train, c.epochs), image_metrics, tags={"cnn_backbone": n.backbone})
 
 
-def _common(cfg: Config, specs: list[dict]) -> dict:
+def shared_arguments(cfg: Config, specs: list[dict]) -> dict:
     """The constructor arguments every ranking model takes from the ``ranking`` section."""
     c = cfg.ranking
     return {
@@ -234,21 +226,24 @@ def _common(cfg: Config, specs: list[dict]) -> dict:
 
 
 def build_model(key: str, cfg: Config, specs: list[dict], **overrides) -> ClickModel:
-    """A fresh model of one of the plain recipes (no pre-trained part) for the feature specs and the config
-    (``overrides`` replace constructor arguments)."""
-    common = {**_common(cfg, specs), **overrides}
-    wide = {"crosses": [list(pair) for pair in contracts.WIDE_CROSSES], "cross_bins": cfg.wide_deep.cross_bins}
-    hidden = cfg.ranking.hidden_units
-    if key == "wide_deep":
-        return WideDeep(**common, **wide, hidden_units=hidden)
-    if key == "pnn":
-        return PNN(**common, hidden_units=hidden, product=cfg.pnn.product)
-    if key == "deepfm":
-        return DeepFM(**common, hidden_units=hidden)
-    if key == "wide_resnet":
-        r = cfg.wide_resnet
-        return WideResNet(**common, **wide, width=r.width, blocks=r.blocks, batch_norm=r.batch_norm)
-    raise ValueError(f"{key!r} has its own recipe or is unknown; plain models are wide_deep, pnn, deepfm, wide_resnet")
+    """A fresh model of a plain recipe (no pre-trained part) for the feature specs and the config: the shared
+    arguments and the catalogue entry's hyperparameters (``overrides`` replace any of them)."""
+    entry = catalogue.entry(key, "ranking")
+    if entry.recipe != PLAIN_RECIPE:
+        raise ValueError(f"{key!r} has its own recipe ({entry.recipe}); build it through `fit`")
+    return entry.model_class()(**{**shared_arguments(cfg, specs), **entry.hyperparameters(cfg), **overrides})
+
+
+def fit_plain(
+    entry: catalogue.ModelEntry, cfg: Config, ds: str, specs: list[dict], train: RankingSplit, eval_split: RankingSplit
+) -> Fitted:
+    """The plain recipe: build the model, set its numeric feature statistics, fit it."""
+    model = build_model(entry.name, cfg, specs)
+    model.set_numeric_stats(train.features)
+    return Fitted(model, _compile_fit(model, cfg, train, cfg.ranking.epochs))
+
+
+PLAIN_RECIPE = f"{__name__}:fit_plain"
 
 
 def incremental_start_ms(cfg: Config, ds: str) -> int:
@@ -283,8 +278,7 @@ def fit(
     image table) and trains it on the newest ``ranking.incremental_days`` of ``train``; ids it never saw go
     to its hashed out-of-vocabulary rows.
     """
-    if key not in MODEL_CLASSES:
-        raise ValueError(f"unknown ranking model {key!r}; expected one of {sorted(MODEL_CLASSES)}")
+    entry = catalogue.entry(key, "ranking")
     keras.utils.set_random_seed(cfg.ranking.seed)
     if champion is not None:
         recent = train.since(incremental_start_ms(cfg, ds))
@@ -295,15 +289,6 @@ def fit(
         history = _compile_fit(champion, cfg, recent, cfg.ranking.epochs)
         return Fitted(champion, history, {"train_examples": float(len(recent.labels))})
     specs = specs or feature_specs(cfg, ds)
-    if key == "fnn":
-        fitted = _fit_fnn(cfg, specs, train, eval_split)
-    elif key == "xgb_wide_deep":
-        fitted = _fit_xgb_wide_deep(cfg, specs, train, eval_split)
-    elif key == "cnn_dnn":
-        fitted = _fit_cnn_dnn(cfg, ds, specs, train)
-    else:
-        model = build_model(key, cfg, specs)
-        model.set_numeric_stats(train.features)
-        fitted = Fitted(model, _compile_fit(model, cfg, train, cfg.ranking.epochs))
+    fitted = catalogue.load(entry.recipe)(entry, cfg, ds, specs, train, eval_split)
     fitted.metrics["train_examples"] = float(len(train.labels))
     return fitted

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recpipe import contracts, lake
+from recpipe import contracts, lake, tables
 from recpipe.config import USER_VECTORS, Config
-from training import data, metrics
+from training import metrics
 from training.compute import EpochTimer
 from training.models.item2vec import Item2Vec, Item2VecCBOW
 
@@ -44,16 +44,16 @@ def pad_lists(values: list, width: int) -> np.ndarray:
 
 def load_eval_set(cfg: Config, ds: str) -> RecallEvalSet:
     """Read the recall eval set, the popularity ranking, item categories and (if present) the oracle top lists."""
-    ev = data.to_numpy(data.read_table(cfg.lake_root, contracts.RECALL_EVAL, ds))
-    pop = data.to_numpy(data.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds, columns=["item_id", "clicks"]))
+    ev = tables.to_numpy(tables.read_table(cfg.lake_root, contracts.RECALL_EVAL, ds))
+    pop = tables.to_numpy(tables.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds, columns=["item_id", "clicks"]))
     order = np.lexsort((pop["item_id"], -pop["clicks"]))
-    items = data.to_numpy(data.read_snapshot(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=["item_id", "category_id"]))
-    n_items = data.n_items(cfg.lake_root, ds)
+    items = tables.to_numpy(tables.read_snapshot(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=["item_id", "category_id"]))
+    n_items = tables.n_items(cfg.lake_root, ds)
     item_category = np.full(n_items, -1, dtype=np.int32)
     item_category[items["item_id"]] = items["category_id"]
     oracle: dict[int, list[int]] = {}
     if lake.partition_ready(cfg.lake_root, contracts.ORACLE_TOPK, ds):
-        top = data.read_table(cfg.lake_root, contracts.ORACLE_TOPK, ds)
+        top = tables.read_table(cfg.lake_root, contracts.ORACLE_TOPK, ds)
         oracle = dict(zip(top.column("user_id").to_pylist(), top.column("items").to_pylist(), strict=True))
     histories = [list(h) for h in ev["history"]]
     features = {name: ev[name].astype(np.int32) for name in USER_FEATURES}
@@ -307,7 +307,7 @@ def pad_list_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 def _neg_prob(cfg: Config, ds: str, n_items: int) -> np.ndarray:
     """Per item id, the global negative sampler's probability (popularity^0.75); 0 for items it never draws."""
-    pop = data.to_numpy(data.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds, columns=["item_id", "neg_prob"]))
+    pop = tables.to_numpy(tables.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds, columns=["item_id", "neg_prob"]))
     prob = np.zeros(n_items, dtype=np.float64)
     known = (pop["item_id"] >= 0) & (pop["item_id"] < n_items)
     prob[pop["item_id"][known]] = pop["neg_prob"][known]
@@ -323,11 +323,13 @@ def fit_item2vec(cfg: Config, ds: str) -> tuple[Item2Vec | Item2VecCBOW, dict[st
 def _fit_skipgram(cfg: Config, ds: str) -> tuple[Item2Vec, dict[str, list[float]]]:
     """Skip-gram on the day's (target, context, label) pairs, negatives made by Spark."""
     c = cfg.item2vec
-    pairs = data.to_numpy(data.read_table(cfg.lake_root, contracts.ITEM2VEC_PAIRS, ds, columns=["target", "context", "label"]))
+    pairs = tables.to_numpy(
+        tables.read_table(cfg.lake_root, contracts.ITEM2VEC_PAIRS, ds, columns=["target", "context", "label"])
+    )
     if len(pairs["label"]) == 0:
         raise ValueError(f"{contracts.ITEM2VEC_PAIRS.name}/ds={ds} holds no pairs: nothing to train on")
     order = np.random.default_rng(c.seed).permutation(len(pairs["label"]))
-    model = Item2Vec(data.n_items(cfg.lake_root, ds), c.embedding_dim)
+    model = Item2Vec(tables.n_items(cfg.lake_root, ds), c.embedding_dim)
     model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss=keras.losses.BinaryCrossentropy(from_logits=True))
     history = model.fit(
         {"target": pairs["target"][order], "context": pairs["context"][order]},
@@ -343,8 +345,8 @@ def _fit_skipgram(cfg: Config, ds: str) -> tuple[Item2Vec, dict[str, list[float]
 def _fit_cbow(cfg: Config, ds: str) -> tuple[Item2VecCBOW, dict[str, list[float]]]:
     """CBOW on the day's (target, context list) rows; negatives drawn in the model by popularity^0.75."""
     c = cfg.item2vec
-    n_items = data.n_items(cfg.lake_root, ds)
-    table = data.read_table(cfg.lake_root, contracts.ITEM2VEC_CBOW, ds, columns=["target", "context"])
+    n_items = tables.n_items(cfg.lake_root, ds)
+    table = tables.read_table(cfg.lake_root, contracts.ITEM2VEC_CBOW, ds, columns=["target", "context"])
     target = table.column("target").to_numpy()
     keep = (target >= 0) & (target < n_items)  # a target outside the item snapshot has no output row
     if not keep.any():

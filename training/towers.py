@@ -8,9 +8,8 @@ import keras
 import numpy as np
 import pyarrow.compute as pc
 
-from recpipe import contracts
+from recpipe import contracts, tables
 from recpipe.config import Config
-from training import data
 from training.compute import EpochTimer
 from training.models.two_tower import TwoTower
 from training.models.youtube_dnn import YouTubeDNN
@@ -23,12 +22,12 @@ MIN_PROB = 1e-6
 
 def item_tables(cfg: Config, ds: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per item id: city, category (-1 unknown) and the negative sampler's probability (popularity^0.75)."""
-    n = data.n_items(cfg.lake_root, ds)
+    n = tables.n_items(cfg.lake_root, ds)
     columns = ["item_id", "city_id", "category_id"]
-    items = data.to_numpy(data.read_snapshot(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=columns))
+    items = tables.to_numpy(tables.read_snapshot(cfg.lake_root, contracts.RAW_ITEMS, ds, columns=columns))
     city, category = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
     city[items["item_id"]], category[items["item_id"]] = items["city_id"], items["category_id"]
-    pop = data.to_numpy(data.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds, columns=["item_id", "neg_prob"]))
+    pop = tables.to_numpy(tables.read_table(cfg.lake_root, contracts.ITEM_POPULARITY, ds, columns=["item_id", "neg_prob"]))
     prob = np.full(n, MIN_PROB, np.float64)
     known = pop["item_id"] < n
     prob[pop["item_id"][known]] = np.maximum(pop["neg_prob"][known], MIN_PROB)
@@ -37,10 +36,10 @@ def item_tables(cfg: Config, ds: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def load_samples(cfg: Config, ds: str, split: str, item_prob: np.ndarray) -> dict[str, np.ndarray]:
     """One split of ``training/retrieval_samples/ds`` as model inputs (lists padded with -1)."""
-    table = data.read_table(cfg.lake_root, contracts.RETRIEVAL_SAMPLES, ds, filter_expr=pc.field("split") == split)
+    table = tables.read_table(cfg.lake_root, contracts.RETRIEVAL_SAMPLES, ds, filter_expr=pc.field("split") == split)
     if table.num_rows == 0:
         raise ValueError(f"{contracts.RETRIEVAL_SAMPLES.name}/ds={ds} has no {split!r} rows")
-    cols = data.to_numpy(table)
+    cols = tables.to_numpy(table)
     x = {name: cols[name].astype(np.int32) for name in (*USER_FEATURES, "item_id", "item_city", "category_id")}
     x["history"] = pad_lists(cols["history"], cfg.etl.history_max_len)
     x["hard_negatives"] = pad_lists(cols["hard_negatives"], max(cfg.etl.retrieval_hard_negatives, 1))
@@ -64,7 +63,7 @@ def fit_youtube_dnn(cfg: Config, ds: str) -> tuple[YouTubeDNN, dict[str, list[fl
     """Train the YouTube DNN on the train split; negatives drawn by popularity^0.75, corrected by logQ."""
     c = cfg.youtube_dnn
     keras.utils.set_random_seed(c.seed)
-    sizes = data.vocab_sizes(cfg.lake_root, ds)
+    sizes = tables.vocab_sizes(cfg.lake_root, ds)
     _city, _category, prob = item_tables(cfg, ds)
     x = load_samples(cfg, ds, "train", prob)
     model = YouTubeDNN(
@@ -85,7 +84,7 @@ def fit_two_tower(cfg: Config, ds: str, pretrained: np.ndarray | None = None) ->
     """Train the two-tower model on the train split; ``pretrained`` item vectors (Item2Vec) feed the item tower."""
     c = cfg.two_tower
     keras.utils.set_random_seed(c.seed)
-    sizes = data.vocab_sizes(cfg.lake_root, ds)
+    sizes = tables.vocab_sizes(cfg.lake_root, ds)
     city, category, prob = item_tables(cfg, ds)
     x = load_samples(cfg, ds, "train", prob)
     # In-batch negatives are the batch's positives: their sampling probability is each item's share of

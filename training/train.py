@@ -25,12 +25,12 @@ from mlflow.models import infer_signature
 from recpipe import lake, tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import step_main
-from training import baseline, compute, export, ranking, recall, towers
-from training.artifacts import load_item_vectors, log_item_vectors, log_query_vectors
+from recpipe.tables import load_item_vectors
+from training import baseline, catalogue, compute, export, ranking, recall, towers
+from training.artifacts import log_item_vectors, log_query_vectors
 from training.metrics import roc_points
 
 log = logging.getLogger(__name__)
-GBDT_ARTIFACT = "gbdt"  # XGBoost+Wide&Deep: the booster as XGBoost JSON
 PIP_REQUIREMENTS = [f"keras=={keras.__version__}", f"tensorflow-cpu=={tf.__version__}"]
 
 
@@ -53,7 +53,7 @@ def _register(cfg: Config, model_key: str, model: keras.Model, sample: dict[str,
     )
     version = int(info.registered_model_version)
     options = {}
-    if model_key == "item2vec":
+    if catalogue.entry(model_key).scoring == "item_vectors":  # history queries: how they pool the item vectors
         options = {"user_vector": cfg.item2vec.user_vector, "recency_half_life": cfg.item2vec.recency_half_life}
     export.log_serving(model_key, model, **options)
     client = mlflow.MlflowClient()
@@ -85,7 +85,7 @@ def _train_recall(cfg: Config, key: str, ds: str, run_id: str, fit, vectors, mor
         metrics = more_metrics(metrics, items, eval_set)
     version = _register(cfg, key, model, sample, ds, run_id)
     log_item_vectors(items, version)
-    log_query_vectors(eval_set.user_ids, queries)
+    log_query_vectors(eval_set.user_ids, queries, eval_set.features["user_city"])
     return version, metrics
 
 
@@ -146,10 +146,11 @@ def _warm_start_champion(cfg: Config, key: str, ds: str):
         mlflow.set_tag("warm_start", f"none: champion v{champion.version} {reason}"[:5000])
         return None
     mlflow.set_tag("warm_start", f"champion v{champion.version}")
-    if key == "xgb_wide_deep":  # the warm-started model keeps the champion's trees: log that booster again
+    # The warm-started model keeps the champion's pre-trained parts (e.g. the GBDT's trees): log them again.
+    for artifact in catalogue.entry(key).side_artifacts:
         with tempfile.TemporaryDirectory() as tmp:
-            path = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=GBDT_ARTIFACT, dst_path=tmp)
-            mlflow.log_artifacts(path, artifact_path=GBDT_ARTIFACT)
+            path = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=artifact, dst_path=tmp)
+            mlflow.log_artifacts(path, artifact_path=artifact)
     return model
 
 
@@ -188,18 +189,16 @@ def train_ranking(key: str, cfg: Config, ds: str, run_id: str) -> tuple[int, dic
     return _register(cfg, key, fitted.model, sample, ds, run_id), metrics
 
 
-TRAINERS = {
-    "item2vec": train_item2vec,
-    "youtube_dnn": train_youtube_dnn,
-    "two_tower": train_two_tower,
-    **{key: functools.partial(train_ranking, key) for key in ranking.MODEL_CLASSES},
-}
+def _trainer(model_key: str):
+    """The catalogue's trainer of a model: ``fn(cfg, ds, run_id) -> (version, metrics)``."""
+    entry = catalogue.entry(model_key)
+    trainer = catalogue.load(entry.trainer)
+    return functools.partial(trainer, model_key) if entry.kind == "ranking" else trainer
 
 
 def train(model_key: str, cfg: Config, ds: str, *, airflow_run_id: str | None = None) -> dict:
     """Fit, evaluate, log and register one model for day ``ds``; returns run id, version and metrics."""
-    if model_key not in TRAINERS:
-        raise ValueError(f"unknown model {model_key!r}; expected one of {sorted(TRAINERS)}")
+    trainer = _trainer(model_key)
     lake.parse_ds(ds)
     keras.backend.clear_session()  # steps may share a process (RECPIPE_STEPS=inprocess): start from a fresh graph
     tracking.setup(cfg)
@@ -209,7 +208,7 @@ def train(model_key: str, cfg: Config, ds: str, *, airflow_run_id: str | None = 
         mlflow.log_dict(json.loads(json.dumps(cfg.flat())), "config/resolved.json")
         with compute.scope(cfg.compute) as plan:
             mlflow.log_params(plan.as_params())
-            version, metrics = TRAINERS[model_key](cfg, ds, run.info.run_id)
+            version, metrics = trainer(cfg, ds, run.info.run_id)
         mlflow.log_metrics(metrics)
         mlflow.set_tag("model_version", str(version))
         return {"model": model_key, "ds": ds, "run_id": run.info.run_id, "version": version, "metrics": metrics}
@@ -220,7 +219,7 @@ def _step(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return step_main(__doc__, _step, sorted(TRAINERS), argv)
+    return step_main(__doc__, _step, catalogue.MODELS, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recpipe import contracts, lake
+from recpipe import contracts, lake, tables
 from recpipe.config import Config
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,7 @@ def ranking_samples_suite(cfg: Config, ds: str) -> list:
     """Expectations of one ranking samples partition: no nulls, ids inside their vocabularies, both splits."""
     import great_expectations.expectations as gxe
 
-    from training.data import vocab_sizes
-
-    specs = contracts.ranking_features(**vocab_sizes(cfg.lake_root, ds))
+    specs = contracts.ranking_features(**tables.vocab_sizes(cfg.lake_root, ds))
     out = [
         *_expectations(contracts.RANKING_SAMPLES),
         gxe.ExpectTableRowCountToBeBetween(min_value=cfg.validation.min_feature_rows),
@@ -163,13 +161,12 @@ def _write_report(cfg: Config, suite: str, ds: str, result, summary: dict) -> st
 
 def check_partition(suite: str, cfg: Config, ds: str) -> dict:
     """Run a named suite on day ``ds``'s partition; raise ``DataCheckFailed`` if any expectation fails."""
-    from training.data import read_table
 
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; expected one of {sorted(SUITES)}")
     contract, build = SUITES[suite]
     lake.parse_ds(ds)
-    table = read_table(cfg.lake_root, contract, ds)
+    table = tables.read_table(cfg.lake_root, contract, ds)
     df = table.to_pandas()
     for field in table.schema:  # GX measures string lengths only: list lengths are checked on derived columns
         if pa.types.is_list(field.type):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from recpipe.config import GateConfig
-
-SLICE_SEPARATOR = "__"
+from recpipe.tracking import SLICE_SEPARATOR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,44 +31,118 @@ class Threshold:
     new_slice_ok: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
-class GateResult:
-    """The verdict: passed or not, with one reason per check, and whether a champion existed."""
+CheckKind = Literal["floor", "ceiling", "regression", "older_day"]
 
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One check of a verdict: what was compared with what, and whether it passed.
+
+    ``value`` is the candidate's metric (None: missing from its metrics); ``threshold`` the floor, ceiling or
+    largest drop allowed; ``champion`` the champion's value of a regression check (None: it has none, which
+    fails, or passes as a ``new_slice``). ``context`` keeps the metric names a missing value was looked for in.
+    An ``older_day`` check compares days: ``value`` is this run's ``ds``, ``champion`` the champion's, and
+    ``champion_version`` names it.
+    """
+
+    metric: str
+    kind: CheckKind
     passed: bool
-    reasons: tuple[str, ...]
-    first_run: bool
+    value: float | str | None = None
+    threshold: float | None = None
+    champion: float | str | None = None
+    new_slice: bool = False
+    champion_version: str | None = None
+    context: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """The check as one sentence, for logs, tags, the run card and ``recpipe summary``."""
+        if self.kind == "older_day":
+            return (
+                f"champion v{self.champion_version} was trained for ds={self.champion}, after this run's ds={self.value}: "
+                "an older day never replaces a newer champion"
+            )
+        if self.value is None:
+            return f"{self.metric}: missing from the candidate's metrics {list(self.context)}"
+        if self.kind == "floor":
+            return f"{self.metric}={self.value:.4f} {'>=' if self.passed else '<'} floor {self.threshold:.4f}"
+        if self.kind == "ceiling":
+            return f"{self.metric}={self.value:.4f} {'<=' if self.passed else '>'} ceiling {self.threshold:.4f}"
+        if self.champion is None and self.new_slice:
+            return f"{self.metric}: new slice, the champion has no value: regression not checked"
+        if self.champion is None:
+            return f"{self.metric}: the champion has no value to compare with (champion metrics: {list(self.context)})"
+        drop = self.champion - self.value
+        return (
+            f"{self.metric}={self.value:.4f} vs champion {self.champion:.4f}: "
+            f"drop {drop:+.4f} {'within' if self.passed else 'exceeds'} max {self.threshold:.4f}"
+        )
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "reasons": list(self.reasons), "first_run": self.first_run}
+        return {**dataclasses.asdict(self), "context": list(self.context), "message": self.message}
 
 
-def _check(t: Threshold, value: float, champion: Mapping[str, float] | None) -> tuple[bool, list[str]]:
-    passed, reasons = True, []
+@dataclasses.dataclass(frozen=True)
+class GateResult:
+    """The verdict: the checks in order, notes that are not checks, and whether a champion existed.
+
+    It passed when every check passed. ``champion_note`` says why there was nothing to compare with (first
+    run, or an incompatible champion); ``notes`` say what was not gated (slices too small).
+    """
+
+    checks: tuple[Check, ...]
+    first_run: bool
+    champion_note: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Every line of the verdict in order: the champion note, one per check, then the notes."""
+        head = (self.champion_note,) if self.champion_note else ()
+        return (*head, *(c.message for c in self.checks), *self.notes)
+
+    def with_checks(self, *checks: Check) -> GateResult:
+        return dataclasses.replace(self, checks=(*self.checks, *checks))
+
+    def with_notes(self, *notes: str) -> GateResult:
+        return dataclasses.replace(self, notes=(*self.notes, *notes))
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "reasons": list(self.reasons),
+            "first_run": self.first_run,
+            "checks": [c.to_dict() for c in self.checks],
+            "champion_note": self.champion_note,
+            "notes": list(self.notes),
+        }
+
+
+def _check(t: Threshold, value: float, champion: Mapping[str, float] | None) -> list[Check]:
+    checks = []
     if t.min_value is not None:
-        ok = value >= t.min_value
-        passed &= ok
-        reasons.append(f"{t.metric}={value:.4f} {'>=' if ok else '<'} floor {t.min_value:.4f}")
+        checks.append(Check(t.metric, "floor", value >= t.min_value, value, t.min_value))
     if t.max_value is not None:
-        ok = value <= t.max_value
-        passed &= ok
-        reasons.append(f"{t.metric}={value:.4f} {'<=' if ok else '>'} ceiling {t.max_value:.4f}")
+        checks.append(Check(t.metric, "ceiling", value <= t.max_value, value, t.max_value))
     if t.max_regression is not None and champion is not None:
         if t.metric not in champion:
-            if t.new_slice_ok:
-                reasons.append(f"{t.metric}: new slice, the champion has no value: regression not checked")
-            else:
-                passed = False
-                reasons.append(f"{t.metric}: the champion has no value to compare with (champion metrics: {sorted(champion)})")
-            return passed, reasons
-        drop = champion[t.metric] - value
-        ok = drop <= t.max_regression
-        passed &= ok
-        reasons.append(
-            f"{t.metric}={value:.4f} vs champion {champion[t.metric]:.4f}: "
-            f"drop {drop:+.4f} {'within' if ok else 'exceeds'} max {t.max_regression:.4f}"
-        )
-    return passed, reasons
+            ok = t.new_slice_ok
+            checks.append(
+                Check(t.metric, "regression", ok, value, t.max_regression, new_slice=ok, context=tuple(sorted(champion)))
+            )
+            return checks
+        ok = champion[t.metric] - value <= t.max_regression
+        checks.append(Check(t.metric, "regression", ok, value, t.max_regression, champion=champion[t.metric]))
+    return checks
 
 
 def evaluate_gate(
@@ -81,20 +155,21 @@ def evaluate_gate(
 
     Without champion metrics only the floors and ceilings apply, and ``no_champion`` says why in the verdict.
     """
-    passed = True
-    reasons: list[str] = []
-    if champion is None:
-        reasons.append(f"{no_champion}, only absolute floors apply")
+    checks: list[Check] = []
     for t in thresholds:
         value = candidate.get(t.metric)
         if value is None:
-            passed = False
-            reasons.append(f"{t.metric}: missing from the candidate's metrics {sorted(candidate)}")
+            kind = "floor" if t.min_value is not None else "ceiling" if t.max_value is not None else "regression"
+            checks.append(Check(t.metric, kind, False, context=tuple(sorted(candidate))))
             continue
-        ok, said = _check(t, value, champion)
-        passed &= ok
-        reasons.extend(said)
-    return GateResult(bool(passed), tuple(reasons), champion is None)
+        checks.extend(_check(t, value, champion))
+    note = f"{no_champion}, only absolute floors apply" if champion is None else None
+    return GateResult(tuple(checks), champion is None, champion_note=note)
+
+
+def older_day_check(ds: str, champion_ds: str, champion_version: str) -> Check:
+    """A release trained for an older day than the champion's never passes (a backfill never replaces a newer model)."""
+    return Check("ds", "older_day", not champion_ds > ds, ds, champion=champion_ds, champion_version=champion_version)
 
 
 def slice_thresholds(

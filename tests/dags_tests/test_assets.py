@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 from indexing import artifact, build, release
-from recpipe import pipeline, tracking
+from orchestration import tasks as task_functions
 from tests.dags_tests.conftest import load_dag
 from tests.indexing_tests.test_build import _cfg, _inputs
 from tests.indexing_tests.test_promote import _release
+from training import catalogue
 
 LAKE = "x-recpipe://lake/training"
 RELEASE = "x-recpipe://release"
@@ -27,7 +28,7 @@ def test_each_training_set_job_and_each_recall_promotion_publishes_its_assets():
         "retrieval_samples": [f"{LAKE}/retrieval_samples", f"{LAKE}/recall_eval"],
         "ranking_samples": [f"{LAKE}/ranking_samples"],
         # Through an alias: the task emits the release event itself, and only when it promoted.
-        **{f"promote_{m}": [f"alias:recpipe-release-{m}"] for m in tracking.RECALL_MODELS},
+        **{f"promote_{m}": [f"alias:recpipe-release-{m}"] for m in catalogue.RECALL_MODELS},
     }
 
 
@@ -35,8 +36,8 @@ def test_the_serving_refresh_is_scheduled_on_any_recall_release():
     from airflow.sdk import Asset, AssetAny
 
     dag = load_dag("index_serving_refresh")
-    assert dag.timetable.asset_condition == AssetAny(*[Asset(f"{RELEASE}/{m}") for m in tracking.RECALL_MODELS])
-    assert {t.task_id for t in dag.tasks} == {f"refresh_{m}" for m in tracking.RECALL_MODELS}
+    assert dag.timetable.asset_condition == AssetAny(*[Asset(f"{RELEASE}/{m}") for m in catalogue.RECALL_MODELS])
+    assert {t.task_id for t in dag.tasks} == {f"refresh_{m}" for m in catalogue.RECALL_MODELS}
     assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
 
 
@@ -54,13 +55,13 @@ def _asset_events(uri: str, run_id: str) -> list[dict]:
 def test_a_run_emits_the_day_of_each_training_set_and_only_the_releases_it_promoted(cfg, airflow_db, monkeypatch):
     """The real DAG's tasks under ``dag.test()``, their steps stubbed: two_tower is promoted, youtube_dnn is not."""
     monkeypatch.setenv("RECPIPE_SPARK", "inprocess")
-    monkeypatch.setattr(pipeline, "run_spark_job", lambda name, ds: f"lake/{name}/ds={ds}")
-    monkeypatch.setattr(pipeline, "train", lambda model, ds, run_id: {"run_id": f"run-{model}"})
-    monkeypatch.setattr(pipeline, "build_index", lambda model, ds, trained: {"index_version": 4})
-    monkeypatch.setattr(pipeline, "evaluate_champion", lambda model, ds, trained: {})
-    monkeypatch.setattr(pipeline, "gate", lambda model, trained: {"passed": model == "two_tower"})
+    monkeypatch.setattr(task_functions, "run_spark_job", lambda name, ds: f"lake/{name}/ds={ds}")
+    monkeypatch.setattr(task_functions, "train", lambda model, ds, run_id: {"run_id": f"run-{model}"})
+    monkeypatch.setattr(task_functions, "build_index", lambda model, ds, trained: {"index_version": 4})
+    monkeypatch.setattr(task_functions, "evaluate_champion", lambda model, ds, trained: {})
+    monkeypatch.setattr(task_functions, "gate", lambda model, trained: {"passed": model == "two_tower"})
     outcome = {"two_tower": {"promoted": True, "model_version": 7, "index_version": 4}}
-    monkeypatch.setattr(pipeline, "promote", lambda model, verdict, run_id: outcome.get(model, {"promoted": False}))
+    monkeypatch.setattr(task_functions, "promote", lambda model, verdict, run_id: outcome.get(model, {"promoted": False}))
     dag = load_dag("nightly_retrain")
     chains = [f"{step}_{m}" for m in ("two_tower", "youtube_dnn") for step in ("train", "build_index", "evaluate", "gate")]
     tasks = ["ranking_samples", *chains, "promote_two_tower", "promote_youtube_dnn"]
@@ -123,5 +124,5 @@ def test_an_asset_triggered_refresh_names_its_events_and_skips_the_models_that_d
 def test_the_refresh_refuses_an_index_built_from_another_tower(cfg, monkeypatch):
     _registered_item2vec_release(cfg, monkeypatch, tower_version=2)  # v2 serving with v1's index: a broken release
     with pytest.raises(artifact.IndexVersionMismatch, match="built from item2vec v1 vectors; the serving tower is v2"):
-        pipeline.refresh_serving_index("item2vec", "manual__1")
+        task_functions.refresh_serving_index("item2vec", "manual__1")
     assert not (Path(cfg.lake_root) / "reports" / "serving_refresh").exists()  # nothing recorded as served

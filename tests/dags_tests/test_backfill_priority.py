@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recpipe.deploy import BACKFILL_WEIGHT_DROP, backfill_priority, is_backfill
+from orchestration.deploy import BACKFILL_WEIGHT_DROP, backfill_priority, is_backfill
 from tests.dags_tests.conftest import DAGS
 
 SETTINGS = Path(__file__).resolve().parents[2] / "airflow_config"

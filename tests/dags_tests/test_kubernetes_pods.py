@@ -8,12 +8,14 @@ import json
 
 import pytest
 
-from recpipe import deploy, pipeline, runner, tracking
+from orchestration import deploy, tasks
+from recpipe import runner
 from tests.dags_tests.conftest import load_dag
+from training import catalogue
 
 GPU_STEPS = {
-    **{f"{step}_{m}": step for m in tracking.MODELS for step in ("train", "evaluate")},
-    **{f"build_index_{m}": "build_index" for m in tracking.RECALL_MODELS},
+    **{f"{step}_{m}": step for m in catalogue.MODELS for step in ("train", "evaluate")},
+    **{f"build_index_{m}": "build_index" for m in catalogue.RECALL_MODELS},
 }
 POD_SETTINGS = {
     "RECPIPE_TRAINING": "kubernetes",
@@ -98,14 +100,14 @@ def test_after_training_a_pod_names_the_trained_mlflow_run(pod_dag):
 @pytest.mark.parametrize(
     ("step", "call"),
     [
-        ("train", lambda: pipeline.train("two_tower", "2026-11-05", RUN_ID)),
-        ("build_index", lambda: pipeline.build_index("two_tower", "2026-11-05", {"run_id": "mlflow-run-of-train_two_tower"})),
-        ("evaluate", lambda: pipeline.evaluate_champion("two_tower", "2026-11-05", {"run_id": "mlflow-run-of-train_two_tower"})),
+        ("train", lambda: tasks.train("two_tower", "2026-11-05", RUN_ID)),
+        ("build_index", lambda: tasks.build_index("two_tower", "2026-11-05", {"run_id": "mlflow-run-of-train_two_tower"})),
+        ("evaluate", lambda: tasks.evaluate_champion("two_tower", "2026-11-05", {"run_id": "mlflow-run-of-train_two_tower"})),
     ],
 )
 def test_a_pod_runs_exactly_the_command_of_the_local_step(pod_dag, monkeypatch, step, call):
     calls = []
-    monkeypatch.setattr(pipeline, "run_step", lambda module, args: calls.append(["python", "-m", module, *args]) or {})
+    monkeypatch.setattr(tasks, "run_step", lambda module, args: calls.append(["python", "-m", module, *args]) or {})
     call()
     pod = _pod(pod_dag, f"{step}_two_tower")
     assert calls == [pod.spec.containers[0].command]

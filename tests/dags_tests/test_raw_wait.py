@@ -7,7 +7,7 @@ a 2 s timeout and a 1 s poke interval, set the way a deployment sets them: in th
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recpipe import deploy
+from orchestration import deploy
 from tests.dags_tests.conftest import load_dag
 
 

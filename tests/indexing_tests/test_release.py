@@ -12,9 +12,11 @@ import pytest
 
 from indexing import release
 from indexing.promote import decide, promote, promote_version
-from recpipe import cli, tracking
+from orchestration import cli
+from recpipe import tracking
 from tests.conftest import write_config
 from tests.indexing_tests.test_promote import _champion, _release
+from training import catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 RECALL = {"recall_at_50": 0.30, "index_recall_at_50": 0.97, "index_latency_ms_p99_batch1": 1.0}
@@ -22,7 +24,7 @@ RECALL = {"recall_at_50": 0.30, "index_recall_at_50": 0.97, "index_latency_ms_p9
 
 def _nightly(cfg, model: str, ds: str, metrics: dict, champion: str) -> dict:
     """A gated training run of ``model`` for day ``ds``, as the DAG leaves it before its promote task."""
-    index = model in tracking.RECALL_MODELS
+    index = model in catalogue.RECALL_MODELS
     return decide(model, cfg, _release(cfg, model, ds, metrics, champion, index=index))
 
 
@@ -127,6 +129,7 @@ import json, os, signal, sys
 import mlflow
 from indexing.promote import promote
 from recpipe.config import load_config
+from training import catalogue
 
 kill_at, writes = int(sys.argv[1]), []
 WRITES = ("create_experiment", "create_run", "set_tag", "set_terminated", "set_model_version_tag",

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.cli import main
 from recpipe import contracts, lake
 from recpipe.adapters import InputError, import_dataset
 from recpipe.adapters.criteo import ITEM_BUCKETS
-from recpipe.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 HOUR = 3_600_000

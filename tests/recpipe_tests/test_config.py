@@ -52,3 +52,46 @@ def test_invalid_values_are_named(tmp_path):
         path.write_text(base + section)
         with pytest.raises(ConfigError, match=match):
             load_config(path)
+
+
+def _optional_settings() -> list[tuple[str, str, type]]:
+    """(section, key, X) of every ``X | None`` setting of the config, found from the dataclasses themselves."""
+    import dataclasses
+    import types
+    import typing
+
+    from recpipe.config import Config
+
+    found = []
+    for section in dataclasses.fields(Config):
+        cls = typing.get_type_hints(Config)[section.name]
+        if not dataclasses.is_dataclass(cls):
+            continue
+        for key, hint in typing.get_type_hints(cls).items():
+            if typing.get_origin(hint) is types.UnionType and type(None) in typing.get_args(hint):
+                (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+                found.append((section.name, key, inner))
+    return found
+
+
+def test_the_optional_settings_are_found():
+    assert {(s, k) for s, k, _ in _optional_settings()} >= {
+        ("gates", "max_index_latency_ms_p99"),
+        ("gates", "min_slice_recall_at_k"),
+    }
+
+
+@pytest.mark.parametrize(("section", "key", "inner"), _optional_settings())
+def test_every_optional_setting_takes_a_value_or_null_from_yaml(tmp_path, section, key, inner):
+    base = "lake_root: /tmp/l\nmlflow_tracking_uri: sqlite:///m.db\nmlflow_artifact_root: /tmp/a\n"
+    sample = {float: ("30.0", 30.0), int: ("30", 30), str: ("abc", "abc"), bool: ("true", True)}[inner]
+    for text, expected in (sample, ("null", None), ("~", None)):
+        path = tmp_path / "c.yaml"
+        path.write_text(f"{base}{section}:\n  {key}: {text}\n")
+        assert getattr(getattr(load_config(path), section), key) == expected, text
+    if inner is float:  # an int in YAML is a float setting's value too
+        path.write_text(f"{base}{section}:\n  {key}: 30\n")
+        assert getattr(getattr(load_config(path), section), key) == 30.0
+    path.write_text(f"{base}{section}:\n  {key}: [1, 2]\n")
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}: expected {inner.__name__} or null, received \[1, 2\]"):
+        load_config(path)

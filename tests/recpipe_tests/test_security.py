@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.cli import main
 from recpipe import contracts, lake, runner
-from recpipe.cli import main
 from recpipe.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]

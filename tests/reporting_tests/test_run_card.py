@@ -11,7 +11,9 @@ from recpipe import tracking
 from recpipe.config import load_config
 from reporting import run_card
 from tests.conftest import write_config
+from training import catalogue
 from training.metrics import roc_points
+from validation.gates import Threshold, evaluate_gate
 
 DS = "2026-11-05"
 AIRFLOW = "scheduled__2026-11-05T00:00:00+00:00"
@@ -94,7 +96,10 @@ def night(tmp_path_factory):
             rng = np.random.default_rng(0)
             labels = rng.integers(0, 2, 300)
             mlflow.log_dict(roc_points(labels, np.clip(labels * 0.3 + rng.random(300) * 0.7, 0, 1)), "eval/roc.json")
-            verdict = {"passed": False, "first_run": False, "reasons": [FAILED_REASON, SCRIPT_REASON]}
+            # As indexing.promote.decide writes it: structured checks, a note that is not a check.
+            result = evaluate_gate({"auc": 0.70}, {"auc": 0.72}, [Threshold("auc", None, 0.01)]).with_notes(SCRIPT_REASON)
+            verdict = result.to_dict()
+            assert verdict["reasons"] == [FAILED_REASON, SCRIPT_REASON] and not verdict["passed"]
             mlflow.log_dict(verdict, "gate/verdict.json")
         # A newer wide_deep run of another Airflow run of the same day: not this card's.
         ids["decoy"] = _train_run(cfg, "wide_deep", "manual", challenger_params, {"auc": 0.99}, {"model_version": "3"})
@@ -134,7 +139,7 @@ def test_collect_finds_the_data_checks_and_each_models_run(night):
     assert checks["staged_events"]["success"] and not checks["ranking_samples"]["success"]
     assert checks["item2vec_pairs"] is None and checks["retrieval_samples"]["error"].startswith("retrieval failed")
     assert card["data"]["quarantine"]["counts"]["crawler"] == 3
-    assert [m["model"] for m in card["models"]] == list(tracking.MODELS)  # recall models first
+    assert [m["model"] for m in card["models"]] == list(catalogue.MODELS)  # recall models first
     assert _model(card, "wide_deep")["run_id"] == ids["wide_deep"]  # not the decoy of another Airflow run
     assert _model(card, "fnn")["run_id"] is None
     json.dumps(card, allow_nan=False)
@@ -209,7 +214,7 @@ def test_a_day_without_runs_is_all_not_recorded(night):
     card = run_card.collect(night["cfg"], "2026-11-07", None)
     assert card["data"]["run_id"] is None and all(m["run_id"] is None for m in card["models"])
     page = run_card.render(card)
-    assert "no data run" in page and page.count("no training run") == 2 * len(tracking.MODELS)
+    assert "no data run" in page and page.count("no training run") == 2 * len(catalogue.MODELS)
 
 
 def test_collect_reads_the_store_of_the_config_it_is_given(night, tmp_path):

@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
 from recpipe import contracts
-from training import xgb
-from training.models.cnn_dnn import CNNDNN
-from training.models.deepfm import DeepFM
+from recpipe.config import Config, PNNConfig, RankingConfig, WideDeepConfig, WideResNetConfig, XGBWideDeepConfig
+from training import catalogue, ranking, xgb
 from training.models.fm import FactorizationMachine
-from training.models.fnn import FNN
-from training.models.pnn import PNN
-from training.models.wide_deep import WideDeep
-from training.models.wide_resnet import WideResNet
-from training.models.xgb_wide_deep import XGBWideDeep
 
 N_ITEMS = 30
 SPECS = [{"name": f.name, "kind": f.kind, "vocab_size": f.vocab_size} for f in contracts.ranking_features(n_items=N_ITEMS)]
-CROSSES = [list(c) for c in contracts.WIDE_CROSSES]
-# Dropout 0.5 everywhere: a serving signature that ran in training mode would not match the model.
-COMMON = {"features": SPECS, "embedding_dim": 4, "oov_buckets": 3, "dropout": 0.5}
-VARIANTS = (
-    "fm",
-    "fnn",
-    "wide_deep",
-    "xgb_wide_deep",
-    "cnn_dnn",
-    "pnn",
-    "pnn_outer",
-    "deepfm",
-    "wide_resnet",
-    "wide_resnet_no_bn",
+# Small settings; dropout 0.5 everywhere: a serving signature that ran in training mode would not match the model.
+CONFIG = Config(
+    lake_root="/unused",
+    mlflow_tracking_uri="sqlite:///unused.db",
+    mlflow_artifact_root="/unused",
+    ranking=RankingConfig(embedding_dim=4, hidden_units=(8,), dropout=0.5, oov_buckets=3, embedding_l2=1e-4),
+    wide_deep=WideDeepConfig(cross_bins=64),
+    wide_resnet=WideResNetConfig(width=8, blocks=2),
+    xgb_wide_deep=XGBWideDeepConfig(leaves_to_deep=True),
 )
+COMMON = {"features": SPECS, "embedding_dim": 4, "oov_buckets": 3, "dropout": 0.5}
+# Variants beyond the catalogue's defaults: config overrides of a catalogue model.
+EXTRA = {
+    "pnn_outer": ("pnn", {"pnn": PNNConfig(product="outer")}),
+    "wide_resnet_no_bn": ("wide_resnet", {"wide_resnet": WideResNetConfig(width=8, blocks=2, batch_norm=False)}),
+}
+# Every ranking model of the catalogue, the FM (FNN's pre-trained part) and the extra variants.
+VARIANTS = ("fm", *catalogue.RANKING_MODELS, *EXTRA)
 
 
 def batch(n: int = 16, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -49,48 +48,46 @@ def batch(n: int = 16, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray
 
 
 def make(variant: str) -> keras.Model:
-    """A built model of ``variant`` (one of ``VARIANTS``), with its pre-trained parts set."""
+    """A built model of ``variant`` (one of ``VARIANTS``), with its pre-trained parts set.
+
+    Built as the training recipes build it: the shared arguments and the catalogue entry's hyperparameters from
+    ``CONFIG``; the parts a recipe pre-trains (the GBDT's trees, the image table) are set from small stand-ins.
+    """
     keras.utils.set_random_seed(0)
-    common = COMMON | {"embedding_l2": 1e-4}
     if variant == "fm":
         model = FactorizationMachine(SPECS, 4, oov_buckets=3)
-    elif variant == "fnn":
-        model = FNN(**common, hidden_units=[8])
-    elif variant == "wide_deep":
-        model = WideDeep(**common, crosses=CROSSES, cross_bins=64, hidden_units=[8])
-    elif variant == "xgb_wide_deep":
+        model(model.example_inputs())
+        model.set_numeric_stats(batch(64, seed=3)[0])
+        return model
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+    name, overrides = EXTRA.get(variant, (variant, {}))
+    cfg = dataclasses.replace(CONFIG, **overrides)
+    entry = catalogue.entry(name, "ranking")
+    arguments = {**ranking.shared_arguments(cfg, SPECS), **entry.hyperparameters(cfg)}
+    if name == "xgb_wide_deep":
         x, y = batch(200, seed=1)
         names = xgb.gbdt_features(SPECS)
         booster, _ = xgb.fit_gbdt(
             xgb.feature_matrix(x, names), y, feature_names=names, n_trees=4, max_depth=3, learning_rate=0.5, seed=0
         )
         trees = xgb.tree_arrays(booster)
-        model = XGBWideDeep(
-            **common,
-            crosses=CROSSES,
-            cross_bins=64,
-            hidden_units=[8],
+        model = entry.model_class()(
+            **arguments,
             gbdt_features=names,
             n_trees=trees["left"].shape[0],
             max_nodes=trees["left"].shape[1],
             depth=int(trees["depth"]),
             max_leaves=int(trees["n_leaves"].max()),
-            leaves_to_deep=True,
         )
         model(model.example_inputs())
         model.set_trees(trees)
-    elif variant == "cnn_dnn":
-        model = CNNDNN(**common, hidden_units=[8], n_items=N_ITEMS, image_dim=5)
+    elif name == "cnn_dnn":
+        model = entry.model_class()(**arguments, n_items=N_ITEMS, image_dim=5)
         model(model.example_inputs())
         model.set_image_embeddings(np.random.default_rng(2).normal(size=(N_ITEMS, 5)))
-    elif variant in ("pnn", "pnn_outer"):
-        model = PNN(**common, hidden_units=[8], product="outer" if variant == "pnn_outer" else "inner")
-    elif variant == "deepfm":
-        model = DeepFM(**common, hidden_units=[8])
-    elif variant in ("wide_resnet", "wide_resnet_no_bn"):
-        model = WideResNet(**common, crosses=CROSSES, cross_bins=64, width=8, blocks=2, batch_norm=variant == "wide_resnet")
     else:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+        model = entry.model_class()(**arguments)
     model(model.example_inputs())
     model.set_numeric_stats(batch(64, seed=3)[0])
     return model

@@ -13,8 +13,8 @@ import pytest
 
 from recpipe import contracts, lake, tracking
 from recpipe.config import PACKAGE_DIR, ConfigError, Item2VecConfig, load_config
+from recpipe.tables import load_item_vectors, load_query_vectors
 from training import recall
-from training.artifacts import load_item_vectors, load_query_vectors
 from training.models.item2vec import Item2VecCBOW
 
 

@@ -1,9 +1,10 @@
 import pytest
 
 from recpipe.config import GateConfig
-from validation.gates import Threshold, evaluate_gate, thresholds_for
+from validation.gates import Threshold, evaluate_gate, older_day_check, thresholds_for
 
 AUC = [Threshold("auc", min_value=0.6, max_regression=0.01)]
+LATENCY = [Threshold("index_latency_ms_p99_batch1", max_value=5.0)]
 
 
 def test_first_run_is_explicit_and_only_floors_apply():
@@ -99,3 +100,39 @@ def test_a_champion_without_the_metric_fails_the_gate():
     result = evaluate_gate({"auc": 0.7}, {"logloss": 0.3}, AUC)
     assert not result.passed
     assert "auc: the champion has no value to compare with (champion metrics: ['logloss'])" in result.reasons
+
+
+def test_a_verdict_is_a_list_of_structured_checks():
+    result = evaluate_gate({"auc": 0.69, "index_latency_ms_p99_batch1": 7.5}, {"auc": 0.71}, [*AUC, *LATENCY])
+    assert [(c.metric, c.kind, c.value, c.threshold, c.champion, c.passed) for c in result.checks] == [
+        ("auc", "floor", 0.69, 0.6, None, True),
+        ("auc", "regression", 0.69, 0.01, 0.71, False),
+        ("index_latency_ms_p99_batch1", "ceiling", 7.5, 5.0, None, False),
+    ]
+    assert not result.passed and [c.kind for c in result.failed] == ["regression", "ceiling"]
+    verdict = result.to_dict()
+    assert [c["passed"] for c in verdict["checks"]] == [True, False, False]
+    assert verdict["checks"][1]["message"] == "auc=0.6900 vs champion 0.7100: drop +0.0200 exceeds max 0.0100"
+    assert verdict["reasons"] == [c["message"] for c in verdict["checks"]] and verdict["champion_note"] is None
+
+
+def test_notes_are_not_checks_and_a_new_slice_passes_its_regression_check():
+    t = [Threshold("auc__city_9", 0.5, 0.03, new_slice_ok=True)]
+    result = evaluate_gate({"auc__city_9": 0.6}, {"auc": 0.7}, t).with_notes("slices under 200 rows, not gated: x")
+    assert [(c.kind, c.passed, c.new_slice) for c in result.checks] == [("floor", True, False), ("regression", True, True)]
+    assert result.reasons[1] == "auc__city_9: new slice, the champion has no value: regression not checked"
+    assert result.reasons[-1] == "slices under 200 rows, not gated: x" and result.passed
+    first = evaluate_gate({"auc": 0.7}, None, AUC)
+    assert first.champion_note == "first run: no champion to compare with, only absolute floors apply"
+    assert [c.kind for c in first.checks] == ["floor"]
+
+
+def test_the_older_day_check():
+    older = older_day_check("2026-11-02", "2026-11-03", "4")
+    assert older.kind == "older_day" and not older.passed
+    assert older.message == (
+        "champion v4 was trained for ds=2026-11-03, after this run's ds=2026-11-02: an older day never replaces a newer champion"
+    )
+    assert older_day_check("2026-11-03", "2026-11-03", "4").passed
+    result = evaluate_gate({"auc": 0.9}, {"auc": 0.7}, AUC).with_checks(older)
+    assert not result.passed and result.reasons[-1] == older.message

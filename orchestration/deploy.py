@@ -1,9 +1,12 @@
 """Deployment settings of the nightly DAG: how long it waits for the logs, where GPU steps run, who goes first.
 
-Each setting is an environment variable of the Airflow deployment, read when the DAG is parsed (like
-``RECPIPE_SPARK`` in ``recpipe.pipeline``); an invalid value is an import error of the DAG that names the
-variable, the value received and what was expected. Stdlib only: parsing the DAG stays cheap.
+Each setting is an environment variable of the Airflow deployment, read when the DAG is parsed; an invalid
+value is an import error of the DAG that names the variable, the value received and what was expected.
+Stdlib only: parsing the DAG stays cheap.
 
+- ``RECPIPE_SPARK``: ``submit`` (default) runs each Spark job as a spark-submit application through the
+  ``spark_default`` connection; ``inprocess`` runs its ``run()`` on a SparkSession of the task's process.
+  ``SPARK_CONF`` are the jobs' Spark settings in either mode.
 - ``RECPIPE_RAW_WAIT_TIMEOUT`` (seconds, default 21600 = 6 h) and ``RECPIPE_RAW_POKE_INTERVAL`` (seconds,
   default 300): how long ``wait_for_raw_events`` waits, in reschedule mode, for ``raw/events/ds=D/_SUCCESS``.
 - ``RECPIPE_TRAINING``: ``local`` (default) runs train, build_index and evaluate as Python tasks (a subprocess,
@@ -45,13 +48,32 @@ DAG_DEFAULTS = {
 }
 
 
+# How the DAG runs its Spark jobs (a deployment setting, read when the DAG is parsed): "submit", one
+# spark-submit application per job through the ``spark_default`` connection (any cluster); "inprocess",
+# the job's ``run()`` on a SparkSession of the task's own process, kept for the process's next jobs. Under
+# ``airflow dags test`` (``make demo``), which runs a whole DAG run in one process, the six jobs then share
+# one warmed-up JVM instead of starting six: most of a small day's Spark time.
+SPARK_ENV = "RECPIPE_SPARK"
+SPARK_MODES = ("submit", "inprocess")
+# Spark settings of the nightly jobs, in either mode.
+SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.ui.showConsoleProgress": "false"}
+
+
+def spark_mode() -> str:
+    """The configured ``RECPIPE_SPARK`` mode ("submit" when unset)."""
+    mode = os.environ.get(SPARK_ENV) or "submit"
+    if mode not in SPARK_MODES:
+        raise ValueError(f"{SPARK_ENV} must be one of {', '.join(SPARK_MODES)}; received {mode!r}")
+    return mode
+
+
 RAW_WAIT_TIMEOUT_ENV = "RECPIPE_RAW_WAIT_TIMEOUT"
 RAW_POKE_INTERVAL_ENV = "RECPIPE_RAW_POKE_INTERVAL"
 TRAINING_ENV = "RECPIPE_TRAINING"
 TRAINING_MODES = ("local", "kubernetes")
 # Where KubernetesPodOperator reads a pod's XCom from (its sidecar mounts /airflow/xcom).
 POD_XCOM_FILE = "/airflow/xcom/return.json"
-# The GPU steps a training chain runs, and their modules (``python -m MODULE``); recpipe.pipeline runs the
+# The GPU steps a training chain runs, and their modules (``python -m MODULE``); orchestration.tasks runs the
 # same modules with the same arguments in ``local`` mode (a test compares the two).
 GPU_STEP_MODULES = {"train": "training.train", "build_index": "indexing.build", "evaluate": "training.evaluate"}
 # Backfill runs' task instances lose this much priority weight: more than any DAG's whole downstream sum, so

@@ -1,6 +1,14 @@
-"""Reading training sets from the lake into NumPy (through pyarrow, so HDFS and local disks both work)."""
+"""Reading the lake's tables and the vector artifacts of recall runs, through pyarrow (local disk, HDFS, S3).
+
+The bottom layer's readers: validation, indexing, training and the benchmarks read partitions, snapshots,
+vocabularies and logged vectors through here, without importing each other (or Keras). MLflow is imported
+inside the artifact readers only.
+"""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
@@ -8,6 +16,11 @@ import pyarrow.dataset as pads
 
 from recpipe import contracts, lake
 from recpipe.contracts import Contract
+
+# Vector artifacts of a recall training run (Parquet): the item embedding table (item_id, vector,
+# model_version) and the eval users' query vectors (user_id, user_city, vector), in eval-set order.
+EMBEDDINGS_ARTIFACT = "embeddings/item_embeddings.parquet"
+QUERIES_ARTIFACT = "embeddings/eval_queries.parquet"
 
 
 def read_table(root: str, contract: Contract, ds: str, columns: list[str] | None = None, filter_expr=None):
@@ -59,3 +72,46 @@ def vocab_sizes(root: str, ds: str) -> dict[str, int]:
         "n_cities": max(contracts.N_CITIES_MAX, top_city + 1),
         "n_categories": max(len(contracts.CATEGORIES), top_category + 1),
     }
+
+
+def _load_artifact_table(run_id: str, artifact: str):
+    """A Parquet artifact of an MLflow run as a pyarrow Table."""
+    import mlflow
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp)
+        return pq.read_table(Path(path))
+
+
+def _vectors(table) -> np.ndarray:
+    return np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+
+
+def load_query_table(run_id: str) -> dict[str, np.ndarray]:
+    """The eval users' query vectors logged by a recall training run, in eval-set order: ``user_id``,
+    ``vector`` and, where the run logged it, ``user_city`` (what city-filtered search is measured with)."""
+    table = _load_artifact_table(run_id, QUERIES_ARTIFACT)
+    out = {"user_id": table.column("user_id").to_numpy().astype(np.int64), "vector": _vectors(table)}
+    if "user_city" in table.column_names:
+        out["user_city"] = table.column("user_city").to_numpy().astype(np.int64)
+    return out
+
+
+def load_query_vectors(run_id: str) -> np.ndarray:
+    """The eval users' query vectors logged by a recall training run, in eval-set order."""
+    return load_query_table(run_id)["vector"]
+
+
+def load_item_table(run_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, their vectors) exactly as a recall training run logged them: the rows an index holds."""
+    table = _load_artifact_table(run_id, EMBEDDINGS_ARTIFACT)
+    return table.column("item_id").to_numpy().astype(np.int64), _vectors(table)
+
+
+def load_item_vectors(run_id: str) -> np.ndarray:
+    """The item vector table logged by a recall training run (row i is item i; missing ids are zero)."""
+    ids, vectors = load_item_table(run_id)
+    out = np.zeros((int(ids.max()) + 1, vectors.shape[1]), dtype=np.float32)
+    out[ids] = vectors
+    return out

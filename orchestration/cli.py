@@ -21,8 +21,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from recpipe import lake, tracking
+from recpipe import lake
 from recpipe.config import ConfigError, load_config
+from training import catalogue
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -35,7 +36,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _etl(args: argparse.Namespace) -> int:
-    from spark_jobs import daily_aggregates, sessions, stage_events
+    from orchestration.tasks import run_history_jobs
     from spark_jobs.common import spark_session
 
     cfg = load_config(args.config)
@@ -43,9 +44,8 @@ def _etl(args: argparse.Namespace) -> int:
     spark = spark_session("recpipe-etl-history")
     try:
         for ds in days:
-            stage_events.run(spark, cfg, ds)
-            print(sessions.run(spark, cfg, ds))
-            print(daily_aggregates.run(spark, cfg, ds))
+            for uri in run_history_jobs(spark, cfg, ds):
+                print(uri)
     finally:
         spark.stop()
     return 0
@@ -55,24 +55,24 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-_FAILED = (" < floor ", " > ceiling ", "exceeds max", "missing from", "has no value to compare", "never replaces")
-
-
 def _gate_line(row: dict) -> str:
     """The verdict in one line: the failed checks in full, the passed ones counted (all are in the run)."""
     if row["gate_passed"] is None:
         return "not run"
-    reasons = [r for r in (row["gate_reasons"] or "").split("; ") if r]
-    failed = [r for r in reasons if any(marker in r for marker in _FAILED)]
-    notes = [r for r in reasons if r.startswith(("first run", "champion v", "slices under"))]
-    checks = len(reasons) - len(notes)
     head = "PASSED" if row["gate_passed"] == "true" else "FAILED"
-    said = [*notes[:1], *failed] if failed else notes[:1]
-    return f"{head} ({checks - len(failed)} of {checks} checks passed)" + (": " + "; ".join(said) if said else "")
+    verdict = row.get("gate")
+    if not verdict or "checks" not in verdict:  # the verdict artifact is gone: the tags name the failed checks
+        failed = [r for r in (row.get("gate_failed") or "").split("; ") if r]
+        return head + (": " + "; ".join(failed) if failed else "")
+    checks = verdict["checks"]
+    failed = [c["message"] for c in checks if not c["passed"]]
+    notes = [n for n in (verdict.get("champion_note"), *verdict.get("notes", ())) if n]
+    said = [*notes[:1], *failed]
+    return f"{head} ({len(checks) - len(failed)} of {len(checks)} checks passed)" + (": " + "; ".join(said) if said else "")
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from recpipe.pipeline import summarize
+    from reporting.summarize import summarize
 
     rows = summarize(args.ds)
     if args.json:
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--ds", required=True, help="the day, YYYY-MM-DD")
     summ.add_argument("--json", action="store_true")
     summ.set_defaults(func=_summary)
-    models = list(tracking.MODELS)
+    models = list(catalogue.MODELS)
     prom = sub.add_parser("promote", help="make a model version (and its index) the champion release")
     prom.add_argument("model", choices=models)
     prom.add_argument("--version", type=int, default=None, help="model version (default: the newest)")

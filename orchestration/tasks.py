@@ -1,7 +1,9 @@
 """What each task of the nightly DAG does, one function per task, so DAG files stay wiring only.
 
 Heavy libraries are imported inside the functions: importing this module costs nothing at DAG parse
-time. GPU-pool steps (train, evaluate, index) run as subprocesses through ``recpipe.runner``.
+time. GPU-pool steps (train, evaluate, index) run as subprocesses through ``recpipe.runner``. The Spark
+chain, its assets and the data checks are derived from the dataset registry (``recpipe.contracts.DATASETS``
+and ``JOBS``); the per-model chains from the model catalogue (``training.catalogue``).
 """
 
 from __future__ import annotations
@@ -9,30 +11,66 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 
+from orchestration.deploy import SPARK_CONF
 from recpipe import contracts, lake, tracking
 from recpipe.config import Config, load_config
 from recpipe.runner import run_step
+from training import catalogue
 
 log = logging.getLogger(__name__)
-# How the DAG runs its Spark jobs (a deployment setting, read when the DAG is parsed): "submit", one
-# spark-submit application per job through the ``spark_default`` connection (any cluster); "inprocess",
-# the job's ``run()`` on a SparkSession of the task's own process, kept for the process's next jobs. Under
-# ``airflow dags test`` (``make demo``), which runs a whole DAG run in one process, the six jobs then share
-# one warmed-up JVM instead of starting six: most of a small day's Spark time.
-SPARK_ENV = "RECPIPE_SPARK"
-SPARK_MODES = ("submit", "inprocess")
-# Spark settings of the nightly jobs, in either mode.
-SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.ui.showConsoleProgress": "false"}
+# The models of the nightly run (one train/evaluate/gate/promote chain each) and those with an index release,
+# from the model catalogue, for the DAG files (which import nothing of the project but this package).
+MODEL_ENTRIES = catalogue.ENTRIES
+INDEXED_MODELS = catalogue.INDEXED_MODELS
+# Task ids of the checks and of the raw-data sensor in the nightly DAG's chain.
+WAIT_FOR_RAW = "wait_for_raw_events"
+CHECK_TASKS = {"events": "validate_events", "features": "validate_features"}
 
 
-def spark_mode() -> str:
-    """The configured ``RECPIPE_SPARK`` mode ("submit" when unset)."""
-    mode = os.environ.get(SPARK_ENV) or "submit"
-    if mode not in SPARK_MODES:
-        raise ValueError(f"{SPARK_ENV} must be one of {', '.join(SPARK_MODES)}; received {mode!r}")
-    return mode
+def spark_chain() -> dict[str, tuple[str, ...]]:
+    """The nightly DAG's data chain as task id -> the task ids it runs after, derived from the dataset registry.
+
+    A job runs after the jobs whose datasets it reads, or after ``validate_events`` for a dataset checked at
+    that stage; ``validate_events`` and ``validate_features`` run after the jobs writing the datasets they check;
+    ``stage_events`` runs after the sensor on the raw events. Edges implied by others are dropped, so each
+    task lists only its nearest upstreams.
+    """
+    upstream: dict[str, set[str]] = {}
+    for stage, task_id in CHECK_TASKS.items():
+        upstream[task_id] = {d.job for d in contracts.checked(stage)}
+    for job in contracts.JOBS:
+        ups = set()
+        for read in map(contracts.dataset, job.reads):
+            if read.name == contracts.RAW_EVENTS.name:
+                ups.add(WAIT_FOR_RAW)
+            elif read.job is not None:
+                ups.add(CHECK_TASKS[read.check] if read.check == "events" else read.job)
+        upstream[job.name] = ups
+
+    def ancestors(task_id: str) -> set[str]:
+        found: set[str] = set()
+        for up in upstream.get(task_id, ()):
+            found |= {up, *ancestors(up)}
+        return found
+
+    return {
+        task_id: tuple(sorted(u for u in ups if not any(u in ancestors(v) for v in ups if v != u)))
+        for task_id, ups in upstream.items()
+    }
+
+
+# The training sets each Spark job writes, published as assets when the job succeeds (registry order).
+TRAINING_SET_OUTPUTS: dict[str, tuple[str, ...]] = {
+    job.name: tuple(d.name for d in contracts.written_by(job.name) if d.asset)
+    for job in contracts.JOBS
+    if any(d.asset for d in contracts.written_by(job.name))
+}
+# The suites ``validate_features`` runs, and the jobs ``recpipe etl`` runs for past days (in order).
+FEATURE_SUITES: tuple[str, ...] = tuple(d.suite for d in contracts.checked("features"))
+HISTORY_JOBS: tuple[str, ...] = tuple(
+    job.name for job in contracts.JOBS if any(d.history for d in contracts.written_by(job.name))
+)
 
 
 def run_spark_job(name: str, ds: str) -> str:
@@ -47,6 +85,12 @@ def run_spark_job(name: str, ds: str) -> str:
             spark.conf.set(key, value)
     spark.sparkContext.setJobDescription(f"recpipe-{name}-{ds}")
     return job.run(spark, load_config(), ds)
+
+
+def run_history_jobs(spark, cfg: Config, ds: str) -> list[str]:
+    """Run the jobs that write history datasets (``HISTORY_JOBS``, in order) for day ``ds``; their output URIs."""
+    lake.parse_ds(ds)
+    return [importlib.import_module(f"spark_jobs.{name}").run(spark, cfg, ds) for name in HISTORY_JOBS]
 
 
 def raw_marker(ds: str, cfg: Config | None = None) -> str:
@@ -81,12 +125,6 @@ def _duration(seconds: float) -> str:
 # ``x-`` scheme is Airflow's user-defined one, with no semantics checked. An asset event carries the day and
 # where its data is in its ``extra``.
 ASSET_SCHEME = "x-recpipe"
-# The training sets each Spark job writes, published as assets when the job succeeds.
-TRAINING_SET_OUTPUTS = {
-    "item2vec_samples": (contracts.ITEM2VEC_PAIRS.name, contracts.ITEM2VEC_CBOW.name, contracts.ITEM_POPULARITY.name),
-    "retrieval_samples": (contracts.RETRIEVAL_SAMPLES.name, contracts.RECALL_EVAL.name),
-    "ranking_samples": (contracts.RANKING_SAMPLES.name,),
-}
 
 
 def dataset_asset_uri(dataset: str) -> str:
@@ -96,9 +134,9 @@ def dataset_asset_uri(dataset: str) -> str:
 
 def release_asset_uri(model: str) -> str:
     """Asset URI of a recall model's release (model version + its FAISS index): ``x-recpipe://release/two_tower``."""
-    if model not in tracking.RECALL_MODELS:
+    if model not in catalogue.INDEXED_MODELS:
         raise ValueError(
-            f"only recall models have an index release; received {model!r}, expected one of {tracking.RECALL_MODELS}"
+            f"only models with an index have a release asset; received {model!r}, expected one of {catalogue.INDEXED_MODELS}"
         )
     return f"{ASSET_SCHEME}://release/{model}"
 
@@ -111,7 +149,7 @@ def partition_event(dataset: str, ds: str, run_id: str) -> dict:
 
 def release_event(model: str, ds: str, run_id: str, outcome: dict) -> dict | None:
     """``extra`` of the release asset event of a promotion, or None when nothing was promoted (no event)."""
-    if model not in tracking.RECALL_MODELS or not outcome.get("promoted"):
+    if model not in catalogue.INDEXED_MODELS or not outcome.get("promoted"):
         return None
     return {
         "ds": ds,
@@ -160,9 +198,6 @@ def refresh_serving_index(model: str, airflow_run_id: str, events: list[dict] | 
     return {**report, "uri": uri}
 
 
-FEATURE_SUITES = ("ranking_samples", "item2vec_pairs", "retrieval_samples")
-
-
 def validate_features(ds: str, run_id: str) -> list[dict]:
     """Check the day's training sets (GX) and log each result into the night's ``data`` run, for the run card.
 
@@ -184,10 +219,15 @@ def validate_features(ds: str, run_id: str) -> list[dict]:
             failures.append(str(exc))
         results.append(summary)
         if data_run is not None:
-            mlflow.MlflowClient().log_dict(data_run, summary, f"data/{suite}_check.json")
+            mlflow.MlflowClient().log_dict(data_run, summary, _check_artifact(suite))
     if failures:
         raise DataCheckFailed("; ".join(failures))
     return results
+
+
+def _check_artifact(suite: str) -> str:
+    """Where the night's ``data`` run keeps suite ``suite``'s summary (from the dataset registry)."""
+    return next(d.check_artifact for d in contracts.DATASETS if d.suite == suite)
 
 
 def _data_run(ds: str, airflow_run_id: str) -> str | None:
@@ -222,9 +262,10 @@ def validate_events(ds: str, run_id: str) -> dict:
         mlflow.log_metrics({"raw_rows": total, **{f"quarantine_{k}": v for k, v in report["counts"].items()}})
         mlflow.log_metric("quarantine_share", sum(report["counts"].values()) / total if total else 0.0)
         mlflow.log_dict(report, "data/quarantine_counts.json")
-        summary = check_partition("staged_events", cfg, ds)
-        mlflow.log_dict(summary, "data/staged_events_check.json")
-    return summary
+        summaries = [check_partition(d.suite, cfg, ds) for d in contracts.checked("events")]
+        for checked, summary in zip(contracts.checked("events"), summaries, strict=True):
+            mlflow.log_dict(summary, checked.check_artifact)
+    return summaries[0] if len(summaries) == 1 else {"suites": summaries}
 
 
 def train(model: str, ds: str, run_id: str) -> dict:
@@ -259,6 +300,8 @@ def promote(model: str, verdict: dict, airflow_run_id: str) -> dict:
 def write_summary(ds: str, run_id: str) -> str:
     """Write the run's summary (per model: metrics, champion, verdict, promotion) into the lake."""
     cfg = load_config()
+    from reporting.summarize import summarize
+
     summary = {"ds": ds, "airflow_run_id": run_id, "models": summarize(ds, run_id)}
     return lake.write_text(
         lake.partition_uri(cfg.lake_root, "reports/nightly", ds), "summary.json", json.dumps(summary, indent=2)
@@ -273,40 +316,3 @@ def write_run_card(ds: str, run_id: str) -> dict:
     where = card.get("ui_url") or card["artifact_uri"]
     log.info("run card: %s (MLflow run %s; lake copy %s)", where, card["mlflow_run_id"], card["lake_uri"])
     return card
-
-
-def summarize(ds: str, airflow_run_id: str | None = None, cfg: Config | None = None) -> list[dict]:
-    """Per model, the newest training run of day ``ds`` (of one Airflow run, if given): metrics, verdict, promotion."""
-    import mlflow
-
-    lake.parse_ds(ds)  # goes into a filter string
-    cfg = cfg or load_config()
-    tracking.setup(cfg)
-    out = []
-    for model in tracking.MODELS:
-        query = f"tags.ds = '{ds}' and tags.model = '{model}' and tags.stage = 'train'"
-        if airflow_run_id:
-            query += f" and tags.airflow_run_id = '{airflow_run_id}'"
-        runs = mlflow.search_runs(
-            filter_string=query,
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-            output_format="list",
-        )
-        if not runs:
-            continue
-        run = runs[0]
-        out.append(
-            {
-                "model": model,
-                "run_id": run.info.run_id,
-                "version": run.data.tags.get("model_version"),
-                "index_version": run.data.tags.get("index_version"),
-                "champion_version": run.data.tags.get("champion_version"),
-                "gate_passed": run.data.tags.get("gate_passed"),
-                "gate_reasons": run.data.tags.get("gate_reasons"),
-                "promoted": run.data.tags.get("promoted"),
-                "metrics": dict(sorted(run.data.metrics.items())),
-            }
-        )
-    return out

@@ -1,4 +1,4 @@
-from recpipe.cli import main
+from orchestration.cli import main
 
 
 def test_generate_writes_the_lake_and_reports_it(tmp_path, capsys):
@@ -20,22 +20,33 @@ def test_bad_input_exits_2_with_the_problem_named(tmp_path, capsys):
 
 
 def test_the_summary_gate_line_names_failed_checks_and_counts_the_rest():
-    from recpipe.cli import _gate_line
+    from orchestration.cli import _gate_line
+    from validation.gates import Threshold, evaluate_gate
 
-    reasons = "; ".join(
-        [
-            "auc=0.7000 >= floor 0.5500",
-            "auc=0.7000 vs champion 0.7500: drop +0.0500 exceeds max 0.0100",
-            "auc__city_1=0.7100 >= floor 0.5000",
-            "slices under 200 rows, not gated: auc__city_9 (12 rows)",
-        ]
-    )
-    assert _gate_line({"gate_passed": "false", "gate_reasons": reasons}) == (
+    thresholds = [Threshold("auc", 0.55, 0.01), Threshold("auc__city_1", 0.5)]
+    result = evaluate_gate({"auc": 0.7, "auc__city_1": 0.71}, {"auc": 0.75}, thresholds)
+    result = result.with_notes("slices under 200 rows, not gated: auc__city_9 (12 rows)")
+    row = {"gate_passed": "false", "gate": result.to_dict()}
+    assert _gate_line(row) == (
         "FAILED (2 of 3 checks passed): slices under 200 rows, not gated: auc__city_9 (12 rows); "
         "auc=0.7000 vs champion 0.7500: drop +0.0500 exceeds max 0.0100"
     )
-    first = "first run: no champion to compare with, only absolute floors apply; auc=0.7 >= floor 0.5"
-    assert _gate_line({"gate_passed": "true", "gate_reasons": first}) == (
+    first = evaluate_gate({"auc": 0.7}, None, thresholds[:1])
+    assert _gate_line({"gate_passed": "true", "gate": first.to_dict()}) == (
         "PASSED (1 of 1 checks passed): first run: no champion to compare with, only absolute floors apply"
     )
+    # Without the verdict artifact, the tags name the failed checks; nothing is parsed out of the prose.
+    assert _gate_line({"gate_passed": "false", "gate": None, "gate_failed": "auc=0.5 < floor 0.55"}) == (
+        "FAILED: auc=0.5 < floor 0.55"
+    )
     assert _gate_line({"gate_passed": None, "gate_reasons": None}) == "not run"
+
+
+def test_importing_the_cli_and_the_task_functions_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    heavy = ("pyspark", "tensorflow", "keras", "mlflow", "great_expectations", "faiss", "xgboost")
+    code = f"import sys, orchestration.cli, orchestration.tasks; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
