@@ -61,7 +61,7 @@ import pyarrow.compute as pc
 import tensorflow as tf
 
 from benchmarks.repro import model_list, run_and_report
-from recpipe import contracts, lake
+from recpipe import contracts, lake, tables
 from recpipe.adapters.frappe import import_frappe
 from training import baseline, metrics
 from training.models.deepfm import DeepFM
@@ -127,7 +127,7 @@ def read_positives(root: str) -> dict[str, np.ndarray]:
     if not days:
         raise lake.LakeError(f"{where}: no complete partition; expected a lake written by `recpipe import frappe`")
     columns = ["request_id", *COLUMNS.values()]
-    tables = []
+    parts = []
     for ds in days:
         try:
             table = tables.read_table(root, contracts.RAW_EVENTS, ds, columns=columns, filter_expr=pc.field("event") == "click")
@@ -138,8 +138,8 @@ def read_positives(root: str) -> dict[str, np.ndarray]:
                 "and `source_city`, on requests `frappe-<line>`); expected a lake written by `recpipe import frappe`"
             ) from None
         cast = {c: table.column(c).cast(pa.int64() if c in ("user_id", "item_id") else pa.string()) for c in COLUMNS.values()}
-        tables.append(pa.table({"line": line, **cast}))
-    out = tables.to_numpy(pa.concat_tables(tables))
+        parts.append(pa.table({"line": line, **cast}))
+    out = tables.to_numpy(pa.concat_tables(parts))
     if len(out["line"]) == 0:
         raise ValueError(f"{where}: {len(days)} days hold no click events; expected one per usage of frappe.csv")
     order = np.argsort(out["line"], kind="stable")

@@ -95,7 +95,7 @@ def read_ratings(root: str) -> dict[str, np.ndarray]:
     if not days:
         raise lake.LakeError(f"{where}: no complete partition; expected a lake written by `recpipe import movielens`")
     columns = ["user_id", "item_id", "ts", "position", "city_id", "rating"]
-    tables = []
+    parts = []
     for ds in days:
         try:
             table = tables.read_table(
@@ -106,8 +106,8 @@ def read_ratings(root: str) -> dict[str, np.ndarray]:
                 f"{where}/ds={ds}: the events lack one of the fields {columns} (the adapter keeps each rating's stars "
                 "as `rating`); expected a lake written by `recpipe import movielens`"
             ) from None
-        tables.append(table.cast(pa.schema([(c, pa.int64()) for c in columns])))
-    out = tables.to_numpy(pa.concat_tables(tables))
+        parts.append(table.cast(pa.schema([(c, pa.int64()) for c in columns])))
+    out = tables.to_numpy(pa.concat_tables(parts))
     if len(out["user_id"]) == 0:
         raise ValueError(f"{where}: {len(days)} days hold no {INTERACTION!r} events; expected one per rating")
     return out

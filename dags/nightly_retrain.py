@@ -150,7 +150,7 @@ def _gpu_pod(step: str, model: str):
 )
 def nightly_retrain():
     @task(retries=0)
-    def validate_events(ds: str | None = None, run_id: str | None = None) -> dict:
+    def validate_events(ds: str | None = None, run_id: str | None = None) -> list[dict]:
         from orchestration.tasks import validate_events as check_events
 
         return check_events(ds, run_id)

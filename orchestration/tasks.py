@@ -245,8 +245,9 @@ def _data_run(ds: str, airflow_run_id: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def validate_events(ds: str, run_id: str) -> dict:
-    """Check the staged events (GX) and log the day's quarantine counts to MLflow as a ``data`` run."""
+def validate_events(ds: str, run_id: str) -> list[dict]:
+    """Check the staged events (GX; the registry's ``events`` suites) and log the day's quarantine counts to MLflow
+    as the night's ``data`` run; each suite's summary, in registry order."""
     import mlflow
 
     from validation.data_checks import check_partition
@@ -262,10 +263,11 @@ def validate_events(ds: str, run_id: str) -> dict:
         mlflow.log_metrics({"raw_rows": total, **{f"quarantine_{k}": v for k, v in report["counts"].items()}})
         mlflow.log_metric("quarantine_share", sum(report["counts"].values()) / total if total else 0.0)
         mlflow.log_dict(report, "data/quarantine_counts.json")
-        summaries = [check_partition(d.suite, cfg, ds) for d in contracts.checked("events")]
-        for checked, summary in zip(contracts.checked("events"), summaries, strict=True):
-            mlflow.log_dict(summary, checked.check_artifact)
-    return summaries[0] if len(summaries) == 1 else {"suites": summaries}
+        summaries = []
+        for dataset in contracts.checked("events"):
+            summaries.append(check_partition(dataset.suite, cfg, ds))
+            mlflow.log_dict(summaries[-1], dataset.check_artifact)
+    return summaries
 
 
 def train(model: str, ds: str, run_id: str) -> dict:

@@ -34,13 +34,11 @@ OUTPUTS = [
 
 def make_lake(cfg: Config, days: int, history: int, start: str = "2026-11-01", spark=None) -> list[str]:
     """Generate ``days`` days of tiny logs and stage the first ``history`` days (the lookback window)."""
-    from spark_jobs import daily_aggregates, sessions, stage_events
+    from orchestration.tasks import run_history_jobs
 
     day_list = synthetic.generate(cfg.lake_root, days=days, users=USERS, items=ITEMS, seed=SEED, start=start)
     for ds in day_list[:history]:
-        stage_events.run(spark, cfg, ds)
-        sessions.run(spark, cfg, ds)
-        daily_aggregates.run(spark, cfg, ds)
+        run_history_jobs(spark, cfg, ds)  # what `recpipe etl` runs: the registry's history jobs, in order
     return day_list
 
 

@@ -107,12 +107,23 @@ def retrieval_samples_suite(cfg: Config, ds: str) -> list:
     ]
 
 
-SUITES: dict[str, tuple[contracts.Contract, Callable[[Config, str], list]]] = {
-    "staged_events": (contracts.STAGED_EVENTS, staged_events_suite),
-    "ranking_samples": (contracts.RANKING_SAMPLES, ranking_samples_suite),
-    "item2vec_pairs": (contracts.ITEM2VEC_PAIRS, item2vec_pairs_suite),
-    "retrieval_samples": (contracts.RETRIEVAL_SAMPLES, retrieval_samples_suite),
-}
+def _suites() -> dict[str, tuple[contracts.Contract, Callable[[Config, str], list]]]:
+    """Suite name -> (the contract it checks, its expectations builder ``<suite>_suite``), from the registry."""
+    out = {}
+    for dataset in contracts.DATASETS:
+        if dataset.suite is None:
+            continue
+        build = globals().get(f"{dataset.suite}_suite")
+        if build is None:
+            raise ValueError(
+                f"the dataset registry names suite {dataset.suite!r} for {dataset.name}, but validation.data_checks "
+                f"has no {dataset.suite}_suite(cfg, ds)"
+            )
+        out[dataset.suite] = (dataset.contract, build)
+    return out
+
+
+SUITES = _suites()
 
 
 def _failures(result) -> list[dict]:

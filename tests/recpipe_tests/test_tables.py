@@ -27,11 +27,3 @@ def test_vocab_sizes_come_from_the_latest_snapshots(tmp_path):
     assert tables.vocab_sizes(str(tmp_path), "2026-11-03") == {"n_items": 10, "n_cities": 101, "n_categories": 19}
     specs = {f.name: f.vocab_size for f in contracts.ranking_features(**tables.vocab_sizes(str(tmp_path), "2026-11-05"))}
     assert (specs["item_id"], specs["user_city"], specs["item_city"], specs["category_id"]) == (10, 101, 101, 19)
-
-
-def test_pad_lists_left_aligned_keeps_the_newest():
-    from training.recall import pad_lists
-
-    out = pad_lists([[1, 2, 3, 4], [], [7]], width=3)
-    assert out.tolist() == [[2, 3, 4], [-1, -1, -1], [7, -1, -1]]
-    assert pad_lists([[1]], width=0).shape == (1, 0)

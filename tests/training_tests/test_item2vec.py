@@ -13,7 +13,7 @@ import pytest
 
 from recpipe import contracts, lake, tracking
 from recpipe.config import PACKAGE_DIR, ConfigError, Item2VecConfig, load_config
-from recpipe.tables import load_item_vectors, load_query_vectors
+from recpipe.tables import load_item_vectors, load_query_table, load_query_vectors
 from training import recall
 from training.models.item2vec import Item2VecCBOW
 
@@ -280,6 +280,10 @@ def test_train_runs_cbow_with_multi_line_recall_and_logs_both_metrics(cfg):
     items, queries = load_item_vectors(result["run_id"]), load_query_vectors(result["run_id"])
     eval_set = recall.load_eval_set(run_cfg, DS)
     np.testing.assert_allclose(queries, recall.item2vec_queries(run_cfg, items, eval_set.histories), rtol=1e-6)
+    # The query table also carries each eval user's city: what the index build measures city filtering with.
+    logged_queries = load_query_table(result["run_id"])
+    np.testing.assert_array_equal(logged_queries["user_id"], eval_set.user_ids)
+    np.testing.assert_array_equal(logged_queries["user_city"], eval_set.features["user_city"])
     single = recall.evaluate_queries(run_cfg, queries, items, eval_set)
     assert {f"single_{k}": v for k, v in single.items() if k != "mean_target_rank"} == {
         k: v for k, v in got.items() if k.startswith("single_")

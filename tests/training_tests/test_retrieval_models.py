@@ -219,3 +219,11 @@ def test_bad_arguments_say_what_was_received():
         model.set_item_tables(ITEM_CITY, np.zeros(3))
     with pytest.raises(ValueError, match=r"pretrained_dim > 0. Received: shape=\(30, 4\)"):
         model.set_pretrained(np.zeros((N_ITEMS, 4)))
+
+
+def test_pad_lists_left_aligned_keeps_the_newest():
+    from training.recall import pad_lists
+
+    out = pad_lists([[1, 2, 3, 4], [], [7]], width=3)
+    assert out.tolist() == [[2, 3, 4], [-1, -1, -1], [7, -1, -1]]
+    assert pad_lists([[1]], width=0).shape == (1, 0)
