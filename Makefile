@@ -80,20 +80,20 @@ lint: $(STAMP)
 # Spark ETL scaling vs DuckDB on 1M/4M/16M generated events, 3 runs each (roughly 15-45 min on 2 cores, depending on load).
 bench-etl: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
-	SPARK_CONF_DIR= $(BIN)/python benchmarks/etl.py --sizes 1000000 4000000 16000000 --repeats 3 --out var/bench/etl-results.md
+	SPARK_CONF_DIR= $(BIN)/python -m benchmarks.etl --sizes 1000000 4000000 16000000 --repeats 3 --out var/bench/etl-results.md
 
 # MovieLens-1M recall reproduction (YouTube DNN and DSSM, HR@50 beside the published figures): make repro-movielens ML1M=/path/to/ml-1m
 # (about 7 min on 2 cores at the default 5 epochs). REPRO_ARGS adds options, e.g. REPRO_ARGS="--epochs 20 --models two_tower".
 repro-movielens: $(STAMP)
 	@test -n "$(ML1M)" || { echo "usage: make repro-movielens ML1M=/path/to/ml-1m (the folder holding ratings.dat, users.dat, movies.dat)" >&2; exit 2; }
-	$(BIN)/python benchmarks/movielens_repro.py --src "$(ML1M)" --out var/bench/movielens-repro.md $(REPRO_ARGS)
+	$(BIN)/python -m benchmarks.movielens_repro --src "$(ML1M)" --out var/bench/movielens-repro.md $(REPRO_ARGS)
 
 # Frappe CTR reproduction (BARS frappe_x1: DeepFM, Wide&Deep, IPNN, DNN and LR, test AUC beside the published figures):
 # make repro-frappe FRAPPE=/path/to/frappe (8 min on 2 cores for Frappe-sized generated data; early stopping decides the epochs).
 # REPRO_ARGS adds options, e.g. REPRO_ARGS="--models deepfm,lr --seed 1".
 repro-frappe: $(STAMP)
 	@test -n "$(FRAPPE)" || { echo "usage: make repro-frappe FRAPPE=/path/to/frappe (the folder holding frappe.csv and meta.csv)" >&2; exit 2; }
-	$(BIN)/python benchmarks/frappe_repro.py --src "$(FRAPPE)" --out var/bench/frappe-repro.md $(REPRO_ARGS)
+	$(BIN)/python -m benchmarks.frappe_repro --src "$(FRAPPE)" --out var/bench/frappe-repro.md $(REPRO_ARGS)
 
 airflow-ui: $(STAMP) airflow-init
 	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT): log in as admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated (generated, and printed below, on the first start)"
