@@ -85,7 +85,7 @@ def _summary(args: argparse.Namespace) -> int:
     for row in rows:
         m = row["metrics"]
         keys = ["recall_at_50", "hr_at_50"] if "recall_at_50" in m else ["auc", "logloss", "gauc"]
-        recall_refs = ["popularity_recall_at_50", "oracle_recall_at_50", "index_recall_at_50"]
+        recall_refs = ["popularity_recall_at_50", "itemknn_recall_at_50", "oracle_recall_at_50", "index_recall_at_50"]
         refs = recall_refs if "recall_at_50" in m else ["lr_auc", "oracle_auc"]
         print(f"\n  {row['model']}  v{row['version']}" + (f" (index v{row['index_version']})" if row["index_version"] else ""))
         for k in keys:

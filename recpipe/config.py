@@ -168,6 +168,13 @@ class RecallEvalConfig:
     exclude_seen: bool = False
     # K of the per-city and per-category slices.
     slice_k: int = 50
+    # The item-kNN reference (``itemknn_recall_at_K``): cosine over the train window's co-occurrences, scored from
+    # each user's last this-many history items; 0 turns it off.
+    itemknn_history: int = 50
+
+    def __post_init__(self) -> None:
+        if self.itemknn_history < 0:
+            raise ValueError(f"itemknn_history must be 0 (off) or positive, received {self.itemknn_history}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -330,6 +337,13 @@ class GateConfig:
     min_slice_rows: int = 200
     # Index latency at batch 1, 99th percentile; None: not gated.
     max_index_latency_ms_p99: float | None = 50.0
+    # A recall model's recall@K must reach this multiple of the item-kNN reference's on the same users
+    # (``itemknn_recall_at_K``; 1.0: at least as good); None: not gated.
+    min_lift_over_itemknn: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_lift_over_itemknn is not None and not self.min_lift_over_itemknn > 0:
+            raise ValueError(f"min_lift_over_itemknn must be positive or null, received {self.min_lift_over_itemknn}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -51,7 +51,7 @@ INDEX_METRICS = (
     "index_build_seconds",
     "index_size",
 )
-_RECALL_AT = re.compile(r"^(?P<prefix>champion_|popularity_|oracle_)?recall_at_(?P<k>\d+)$")
+_RECALL_AT = re.compile(r"^(?P<prefix>champion_|popularity_|itemknn_|oracle_)?recall_at_(?P<k>\d+)$")
 
 
 def _kind(model: str) -> str:
@@ -212,9 +212,15 @@ def _config_diff(cfg: Config, client, model: str, params: Mapping[str, str], cha
 
 
 def _recall_curves(own: Mapping[str, float], champ: Mapping[str, float]) -> dict | None:
-    """recall@K against K: the challenger, the champion and the popularity and oracle references."""
+    """recall@K against K: the challenger, the champion and the popularity, item-kNN and oracle references."""
     series: dict[str, dict[int, float]] = {}
-    labels = {None: "challenger", "champion_": "champion", "popularity_": "popularity", "oracle_": "oracle"}
+    labels = {
+        None: "challenger",
+        "champion_": "champion",
+        "popularity_": "popularity",
+        "itemknn_": "item-kNN",
+        "oracle_": "oracle",
+    }
     for name, value in [*own.items(), *((CHAMPION_PREFIX + k, v) for k, v in champ.items())]:
         match = _RECALL_AT.match(name)
         if match and _number(value) is not None:
@@ -271,7 +277,7 @@ def _collect_model(cfg: Config, client, model: str, found: dict | None) -> dict:
         headline = [n for n in RANKING_HEADLINE if n in own or n in champ]
     else:
         wanted = (f"recall_at_{top_k}", f"hr_at_{top_k}", f"ndcg_at_{top_k}", f"coverage_at_{top_k}", "mean_target_rank")
-        wanted += (f"popularity_recall_at_{top_k}", f"oracle_recall_at_{top_k}")
+        wanted += (f"popularity_recall_at_{top_k}", f"itemknn_recall_at_{top_k}", f"oracle_recall_at_{top_k}")
         headline = [n for n in wanted if n in own or n in champ]
     names = set(own) | set(champ)
     index_names = [n for n in names if n.startswith("index_") and SLICE_SEPARATOR not in n]

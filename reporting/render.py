@@ -343,6 +343,7 @@ def _plot_recall(curves: dict) -> str:
         "challenger": ("#1f5fbf", "-"),
         "champion": ("#e07b00", "-"),
         "popularity": ("#9aa1ad", ":"),
+        "item-kNN": ("#8a5cc2", "-."),
         "oracle": ("#2a9d55", "--"),
     }
     for label in sorted(curves, key=lambda c: list(styles).index(c) if c in styles else len(styles)):

@@ -63,7 +63,15 @@ def test_two_nightly_runs_write_log_register_and_promote(cfg, spark, tmp_path, m
     assert 0 < i2v.data.metrics["recall_at_50"] <= i2v.data.metrics["oracle_recall_at_50"] + 0.1
     for model in catalogue.RECALL_MODELS:  # the same metric names across recall models, for MLflow's compare view
         run = client.get_run(client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion").run_id)
-        names = {"recall_at_10", "hr_at_100", "ndcg_at_50", "coverage_at_50", "mean_target_rank", "popularity_recall_at_50"}
+        names = {
+            "recall_at_10",
+            "hr_at_100",
+            "ndcg_at_50",
+            "coverage_at_50",
+            "mean_target_rank",
+            "popularity_recall_at_50",
+            "itemknn_recall_at_50",
+        }
         assert names <= set(run.data.metrics), model
         assert any(name.startswith("recall_at_50__city_") for name in run.data.metrics), model
 

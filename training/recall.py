@@ -144,8 +144,94 @@ def evaluate_lists(cfg: Config, lists: Mapping[int, Sequence[Sequence[int]]], ev
     return out
 
 
-def reference_metrics(cfg: Config, eval_set: RecallEvalSet) -> dict[str, float]:
-    """The popularity baseline and the oracle, on the same users, prefixed ``popularity_`` and ``oracle_``."""
+def itemknn_similarity(targets: np.ndarray, contexts: np.ndarray, n_items: int):
+    """Item-item cosine similarity over co-occurrence counts: ``c(i, j) / sqrt(c(i) c(j))``, symmetric, zero diagonal.
+
+    ``targets[n]`` and ``contexts[n]`` co-occurred once (a positive skip-gram pair of the train window); ids outside
+    ``[0, n_items)`` are dropped. Returns a ``scipy.sparse.csr_matrix`` of shape ``(n_items, n_items)``.
+    """
+    from scipy import sparse
+
+    t, c = np.asarray(targets, np.int64), np.asarray(contexts, np.int64)
+    keep = (t >= 0) & (t < n_items) & (c >= 0) & (c < n_items) & (t != c)
+    t, c = t[keep], c[keep]
+    counts = sparse.coo_matrix(
+        (np.ones(2 * len(t), np.float32), (np.concatenate([t, c]), np.concatenate([c, t]))), shape=(n_items, n_items)
+    ).tocsr()
+    counts.sum_duplicates()
+    norm = np.sqrt(np.asarray(counts.sum(axis=1)).reshape(-1))
+    inv = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
+    return (sparse.diags(inv) @ counts @ sparse.diags(inv)).tocsr().astype(np.float32)
+
+
+def itemknn_lists(
+    similarity,
+    histories: Sequence[Sequence[int]],
+    k: int,
+    popular: np.ndarray,
+    last: int = 50,
+    exclude_seen: bool = False,
+    batch: int = 1024,
+) -> list[np.ndarray]:
+    """Each user's top ``k`` items by item-kNN: the summed similarity to the last ``last`` items of the history.
+
+    Items with equal scores (notably no co-occurrence at all) are ranked by popularity (``popular``: item ids, most
+    clicked first), so every list is full. With ``exclude_seen`` the history's items are never recommended.
+    """
+    from scipy import sparse
+
+    n_items = similarity.shape[0]
+    # A tie-breaker smaller than any similarity step: the popularity rank, scaled into (0, 1e-6].
+    prior = np.zeros(n_items, np.float64)
+    ranked = np.asarray(popular, np.int64)
+    ranked = ranked[(ranked >= 0) & (ranked < n_items)]
+    prior[ranked] = (len(ranked) - np.arange(len(ranked))) / (len(ranked) + 1) * 1e-6
+    out: list[np.ndarray] = []
+    for start in range(0, len(histories), batch):
+        chunk = [np.unique([i for i in list(h)[-last:] if 0 <= i < n_items]) for h in histories[start : start + batch]]
+        rows = np.concatenate([np.full(len(h), n, np.int64) for n, h in enumerate(chunk)]) if chunk else np.empty(0)
+        cols = np.concatenate(chunk) if chunk else np.empty(0)
+        profile = sparse.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(chunk), n_items))
+        scores = (profile @ similarity).toarray().astype(np.float64) + prior
+        if exclude_seen:
+            scores[rows, cols] = -np.inf
+        top = np.argpartition(-scores, min(k, n_items - 1), axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        out.extend(np.take_along_axis(top, order, axis=1))
+    return out
+
+
+def itemknn_metrics(cfg: Config, ds: str, eval_set: RecallEvalSet) -> dict[str, float]:
+    """The item-kNN reference on the eval users, prefixed ``itemknn_``: cosine over the co-occurrences of the day's
+    train window (``training/item2vec_pairs`` positives; the CBOW contexts where only those exist), scored from each
+    user's last ``recall_eval.itemknn_history`` items; empty when that setting is 0."""
+    last = cfg.recall_eval.itemknn_history
+    if last <= 0:
+        return {}
+    if lake.partition_ready(cfg.lake_root, contracts.ITEM2VEC_PAIRS, ds) or not lake.partition_ready(
+        cfg.lake_root, contracts.ITEM2VEC_CBOW, ds
+    ):
+        pairs = tables.read_table(
+            cfg.lake_root, contracts.ITEM2VEC_PAIRS, ds, columns=["target", "context"], filter_expr=pc.field("label") > 0
+        )
+        targets, contexts = pairs.column("target").to_numpy(), pairs.column("context").to_numpy()
+    else:  # a lake with the CBOW contexts only: the same windows, one row per target
+        cbow = tables.read_table(cfg.lake_root, contracts.ITEM2VEC_CBOW, ds, columns=["target", "context"])
+        lengths = pc.list_value_length(cbow.column("context")).to_numpy(zero_copy_only=False)
+        targets = np.repeat(cbow.column("target").to_numpy(), lengths)
+        contexts = pc.list_flatten(cbow.column("context")).to_numpy()
+    similarity = itemknn_similarity(targets, contexts, eval_set.n_items)
+    ks = _ks(cfg)
+    lists = itemknn_lists(
+        similarity, eval_set.histories, max(ks), eval_set.popular, last=last, exclude_seen=cfg.recall_eval.exclude_seen
+    )
+    found = metrics.retrieval_metrics([list(r) for r in lists], eval_set.targets, ks, eval_set.n_items)
+    return {f"itemknn_{name}": value for name, value in found.items()}
+
+
+def reference_metrics(cfg: Config, eval_set: RecallEvalSet, ds: str | None = None) -> dict[str, float]:
+    """The popularity baseline, the oracle and (with ``ds``, the day whose train window to learn from) item-kNN,
+    on the same users, prefixed ``popularity_``, ``oracle_`` and ``itemknn_``."""
     ks = _ks(cfg)
 
     def score(prefix: str, lists: list) -> dict[str, float]:
@@ -155,6 +241,8 @@ def reference_metrics(cfg: Config, eval_set: RecallEvalSet) -> dict[str, float]:
     out = score("popularity", [list(eval_set.popular[: max(ks)])] * len(eval_set.targets))
     if eval_set.oracle:
         out.update(score("oracle", [eval_set.oracle.get(int(u), []) for u in eval_set.user_ids]))
+    if ds is not None:
+        out.update(itemknn_metrics(cfg, ds, eval_set))
     return out
 
 

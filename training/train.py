@@ -77,7 +77,7 @@ def _train_recall(cfg: Config, key: str, ds: str, run_id: str, fit, vectors, mor
     queries, items, sample = vectors(model, eval_set)
     metrics = {
         **recall.evaluate_queries(cfg, queries, items, eval_set),
-        **recall.reference_metrics(cfg, eval_set),
+        **recall.reference_metrics(cfg, eval_set, ds),
         "eval_users": float(len(eval_set.user_ids)),
         "train_seconds": seconds,
     }

@@ -21,7 +21,9 @@ class Threshold:
     """A metric's floor (or ceiling) and the largest drop allowed against the champion (higher is better).
 
     ``new_slice_ok``: a champion without this metric is not a failure (a slice the champion never saw,
-    e.g. a new city); the regression check is then skipped and the verdict says so.
+    e.g. a new city); the regression check is then skipped and the verdict says so. ``reference`` and
+    ``min_ratio``: the metric must reach ``min_ratio`` times the candidate's ``reference`` metric (a baseline such
+    as item-kNN on the same users); a missing reference fails.
     """
 
     metric: str
@@ -29,9 +31,12 @@ class Threshold:
     max_regression: float | None = None
     max_value: float | None = None
     new_slice_ok: bool = False
+    # Beat a reference measured on the same eval set: ``metric >= min_ratio * candidate[reference]``.
+    reference: str | None = None
+    min_ratio: float | None = None
 
 
-CheckKind = Literal["floor", "ceiling", "regression", "older_day"]
+CheckKind = Literal["floor", "ceiling", "regression", "reference", "older_day"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +59,8 @@ class Check:
     new_slice: bool = False
     champion_version: str | None = None
     context: tuple[str, ...] = ()
+    reference: str | None = None
+    ratio: float | None = None
 
     @property
     def message(self) -> str:
@@ -65,6 +72,13 @@ class Check:
             )
         if self.value is None:
             return f"{self.metric}: missing from the candidate's metrics {list(self.context)}"
+        if self.kind == "reference":
+            if self.threshold is None:
+                return f"{self.metric}: reference {self.reference} missing from the candidate's metrics {list(self.context)}"
+            return (
+                f"{self.metric}={self.value:.4f} {'>=' if self.passed else '<'} {self.ratio:g} x {self.reference} "
+                f"= {self.threshold:.4f}"
+            )
         if self.kind == "floor":
             return f"{self.metric}={self.value:.4f} {'>=' if self.passed else '<'} floor {self.threshold:.4f}"
         if self.kind == "ceiling":
@@ -127,12 +141,18 @@ class GateResult:
         }
 
 
-def _check(t: Threshold, value: float, champion: Mapping[str, float] | None) -> list[Check]:
+def _check(t: Threshold, value: float, champion: Mapping[str, float] | None, candidate: Mapping[str, float]) -> list[Check]:
     checks = []
     if t.min_value is not None:
         checks.append(Check(t.metric, "floor", value >= t.min_value, value, t.min_value))
     if t.max_value is not None:
         checks.append(Check(t.metric, "ceiling", value <= t.max_value, value, t.max_value))
+    if t.reference is not None:
+        ref = candidate.get(t.reference)
+        bar = None if ref is None else t.min_ratio * ref
+        ok = bar is not None and value >= bar
+        context = () if ref is not None else tuple(sorted(candidate))
+        checks.append(Check(t.metric, "reference", ok, value, bar, reference=t.reference, ratio=t.min_ratio, context=context))
     if t.max_regression is not None and champion is not None:
         if t.metric not in champion:
             ok = t.new_slice_ok
@@ -159,10 +179,11 @@ def evaluate_gate(
     for t in thresholds:
         value = candidate.get(t.metric)
         if value is None:
-            kind = "floor" if t.min_value is not None else "ceiling" if t.max_value is not None else "regression"
+            kinds = [("floor", t.min_value), ("ceiling", t.max_value), ("reference", t.reference)]
+            kind = next((k for k, v in kinds if v is not None), "regression")
             checks.append(Check(t.metric, kind, False, context=tuple(sorted(candidate))))
             continue
-        checks.extend(_check(t, value, champion))
+        checks.extend(_check(t, value, champion, candidate))
     note = f"{no_champion}, only absolute floors apply" if champion is None else None
     return GateResult(tuple(checks), champion is None, champion_note=note)
 
@@ -219,6 +240,8 @@ def thresholds_for(
         ]
         if gates.max_index_latency_ms_p99 is not None:
             headline.append(Threshold("index_latency_ms_p99_batch1", max_value=gates.max_index_latency_ms_p99))
+        if gates.min_lift_over_itemknn is not None:
+            headline.append(Threshold(metric, reference=f"itemknn_{metric}", min_ratio=gates.min_lift_over_itemknn))
         slices = slice_thresholds(
             candidate, metric, gates.min_slice_recall_at_k, gates.max_slice_recall_regression, gates.min_slice_rows
         )

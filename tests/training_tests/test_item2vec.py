@@ -290,6 +290,8 @@ def test_train_runs_cbow_with_multi_line_recall_and_logs_both_metrics(cfg):
     }
     # The champion path (training.evaluate) scores the same lists under the same names.
     assert recall.evaluate_vectors(run_cfg, items, eval_set) == {k: got[k] for k in single}
+    # The item-kNN reference is measured on the same users, beside popularity.
+    assert 0.0 <= got["itemknn_recall_at_4"] <= 1.0 and "popularity_recall_at_4" in got
     # Each line's vector finds its group's unseen items: 4 slots for one line, 2 + 2 for two lines.
     assert got["recall_at_4"] == 1.0, got
     registered = mlflow.keras.load_model(f"models:/{tracking.model_name(run_cfg, 'item2vec')}/{result['version']}")

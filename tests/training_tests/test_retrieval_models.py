@@ -227,3 +227,21 @@ def test_pad_lists_left_aligned_keeps_the_newest():
     out = pad_lists([[1, 2, 3, 4], [], [7]], width=3)
     assert out.tolist() == [[2, 3, 4], [-1, -1, -1], [7, -1, -1]]
     assert pad_lists([[1]], width=0).shape == (1, 0)
+
+
+def test_itemknn_cosine_over_cooccurrence_by_hand():
+    from training.recall import itemknn_lists, itemknn_similarity
+
+    # Co-occurrences 0-1 (twice), 1-2, 3-4; a self pair and an id outside the catalogue are dropped.
+    sim = itemknn_similarity(np.array([0, 1, 1, 3, 2, 9]), np.array([1, 0, 2, 4, 2, 0]), n_items=5)
+    dense = sim.toarray()
+    # c(0,1) = 2, c(0) = 2, c(1) = 3: 2 / sqrt(6); c(1,2) = 1, c(2) = 1: 1 / sqrt(3); c(3,4) = 1: 1.
+    np.testing.assert_allclose(dense[0, 1], 2 / np.sqrt(6), rtol=1e-6)
+    np.testing.assert_allclose(dense[1, 2], 1 / np.sqrt(3), rtol=1e-6)
+    np.testing.assert_allclose(dense, dense.T)
+    assert dense[3, 4] == 1.0 and dense[0, 2] == 0.0 and np.all(np.diag(dense) == 0)
+    popular = np.array([4, 3, 2, 1, 0])  # ties (no co-occurrence) go by popularity
+    lists = itemknn_lists(sim, [[0], [0, 2], [], [3, 0]], k=3, popular=popular, last=1)
+    assert [list(r) for r in lists] == [[1, 4, 3], [1, 4, 3], [4, 3, 2], [1, 4, 3]]  # last=1: only item 0 of [3, 0]
+    seen = itemknn_lists(sim, [[3]], k=3, popular=popular, exclude_seen=True)
+    assert list(seen[0]) == [4, 2, 1]

@@ -136,3 +136,19 @@ def test_the_older_day_check():
     assert older_day_check("2026-11-03", "2026-11-03", "4").passed
     result = evaluate_gate({"auc": 0.9}, {"auc": 0.7}, AUC).with_checks(older)
     assert not result.passed and result.reasons[-1] == older.message
+
+
+def test_a_recall_model_can_be_required_to_beat_item_knn():
+    gates = GateConfig(min_recall_at_k=0.0, min_lift_over_itemknn=1.3, max_index_latency_ms_p99=None)
+    candidate = {"recall_at_50": 0.27, "itemknn_recall_at_50": 0.2, "index_recall_at_50": 0.99}
+    thresholds, _ = thresholds_for("recall", gates, 50, candidate)
+    assert thresholds[-1] == Threshold("recall_at_50", reference="itemknn_recall_at_50", min_ratio=1.3)
+    passed = evaluate_gate(candidate, None, thresholds)
+    (check,) = [c for c in passed.checks if c.kind == "reference"]
+    assert passed.passed and check.threshold == pytest.approx(0.26)
+    assert check.message == "recall_at_50=0.2700 >= 1.3 x itemknn_recall_at_50 = 0.2600"
+    failed = evaluate_gate({**candidate, "recall_at_50": 0.25}, None, thresholds)
+    assert not failed.passed and [c.kind for c in failed.failed] == ["reference"]
+    missing = evaluate_gate({"recall_at_50": 0.3, "index_recall_at_50": 0.99}, None, thresholds)
+    assert not missing.passed and "reference itemknn_recall_at_50 missing" in missing.failed[0].message
+    assert len(thresholds_for("recall", GateConfig(), 50, candidate)[0]) == 3  # not gated by default
