@@ -33,11 +33,11 @@ from orchestration.deploy import SPARK_CONF
 from orchestration.tasks import (
     CHECK_TASKS,
     INDEXED_MODELS,
-    MODEL_ENTRIES,
     TRAINING_SET_OUTPUTS,
     WAIT_FOR_RAW,
     dataset_asset_uri,
     release_asset_uri,
+    selected_models,
     spark_chain,
 )
 
@@ -46,6 +46,7 @@ GPU_STEP_TIMEOUT = timedelta(hours=3)
 SPARK_MODE = deploy.spark_mode()  # RECPIPE_SPARK
 RAW_WAIT = deploy.raw_wait()  # RECPIPE_RAW_WAIT_TIMEOUT, RECPIPE_RAW_POKE_INTERVAL
 TRAINING = deploy.training()  # RECPIPE_TRAINING and the pod settings
+MODELS = selected_models()  # RECPIPE_MODELS: every catalogue model unless the deployment names a subset
 TRAINING_SETS = {job: [Asset(dataset_asset_uri(d)) for d in datasets] for job, datasets in TRAINING_SET_OUTPUTS.items()}
 RELEASES = {model: Asset(release_asset_uri(model)) for model in INDEXED_MODELS}
 # Promotion emits a release event only when it promoted: through an alias, which emits what the task adds.
@@ -235,12 +236,12 @@ def nightly_retrain():
             data_tasks[up] >> data_tasks[task_id]
     features = data_tasks[CHECK_TASKS["features"]]
     outcomes, promoted = [], {}
-    for entry in MODEL_ENTRIES:
+    for entry in MODELS:
         model = entry.name
         trained = gpu_step("train", model)
         features >> trained
-        if model == "two_tower":  # its item tower reads the Item2Vec champion: after tonight's promotion decision
-            promoted["item2vec"] >> trained
+        if model == "two_tower" and "item2vec" in promoted:
+            promoted["item2vec"] >> trained  # its item tower reads the Item2Vec champion: after tonight's promotion
         ready = [trained]
         if entry.has_index:
             ready.append(gpu_step("build_index", model, trained))

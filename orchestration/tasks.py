@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 
 from orchestration.deploy import SPARK_CONF
 from recpipe import contracts, lake, tracking
@@ -21,8 +22,24 @@ from training import catalogue
 log = logging.getLogger(__name__)
 # The models of the nightly run (one train/evaluate/gate/promote chain each) and those with an index release,
 # from the model catalogue, for the DAG files (which import nothing of the project but this package).
-MODEL_ENTRIES = catalogue.ENTRIES
 INDEXED_MODELS = catalogue.INDEXED_MODELS
+# A deployment may train a subset of the catalogue (``RECPIPE_MODELS=item2vec,deepfm``; default: every model),
+# read when the DAG is parsed, like the other deployment settings.
+MODELS_ENV = "RECPIPE_MODELS"
+
+
+def selected_models(env: dict[str, str] | None = None) -> tuple[catalogue.ModelEntry, ...]:
+    """The catalogue entries this deployment trains, in catalogue order: all, or those ``RECPIPE_MODELS`` names."""
+    raw = (os.environ if env is None else env).get(MODELS_ENV) or ""
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        return catalogue.ENTRIES
+    unknown = sorted(set(names) - set(catalogue.MODELS))
+    if unknown:
+        raise ValueError(f"{MODELS_ENV} names unknown models {unknown}; expected some of {list(catalogue.MODELS)}")
+    return tuple(e for e in catalogue.ENTRIES if e.name in names)
+
+
 # Task ids of the checks and of the raw-data sensor in the nightly DAG's chain.
 WAIT_FOR_RAW = "wait_for_raw_events"
 CHECK_TASKS = {"events": "validate_events", "features": "validate_features"}

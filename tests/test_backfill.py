@@ -24,14 +24,16 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.tasks import MODELS_ENV
 from recpipe import lake, tracking
 from tests.airflow_server import Postgres, Standalone
 from tests.conftest import write_config
 from tests.e2e_helpers import OUTPUTS, airflow, fingerprint, make_lake
-from training import catalogue
 
 pytestmark = pytest.mark.slow
 DAG_ID = "nightly_retrain"
+# The models the backfilled runs train (RECPIPE_MODELS): one recall model with its index, one ranking model.
+MODELS = ("item2vec", "deepfm")
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("RECPIPE_TEST_ARTIFACTS", REPO / "test-artifacts")) / "browser"
 CHROMIUM = os.environ.get("RECPIPE_CHROMIUM", "/usr/bin/chromium")
@@ -65,6 +67,9 @@ class Deployment:
         self.pg.start()
         self.airflow.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.pg.url()
         self.airflow.env["RECPIPE_CONFIG"] = str(self.config_path)
+        # One recall and one ranking model: the backfill behaviours are per run, not per model (the whole
+        # catalogue runs in tests/test_e2e_dag.py), and each model costs every day of every backfill minutes.
+        self.airflow.env[MODELS_ENV] = ",".join(MODELS)
         self.airflow.start()
         # Six days of logs, the first three staged (the lookback window); the backfill covers days 4 to 6.
         self.days = make_lake(self.cfg, days=6, history=3, spark=self.spark)[3:]
@@ -170,7 +175,7 @@ def test_ui_backfill_three_days(deployment):
         for contract in OUTPUTS:
             assert lake.partition_ready(cfg.lake_root, contract, ds), (contract.name, ds)
         assert len(_mlflow_runs(cfg, ds)) == 1, f"data-check run of {ds}"
-        for model in catalogue.MODELS:
+        for model in MODELS:
             (run,) = _mlflow_runs(cfg, ds, model)
             assert run.data.tags["airflow_run_id"] == runs[ds]["dag_run_id"], (ds, model)
     assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == [
@@ -240,7 +245,7 @@ def test_rest_backfill_reruns_the_failed_day(deployment):
 
     tracking.setup(cfg)
     client = mlflow.MlflowClient()
-    champions = {m: client.get_model_version_by_alias(tracking.model_name(cfg, m), "champion") for m in catalogue.MODELS}
+    champions = {m: client.get_model_version_by_alias(tracking.model_name(cfg, m), "champion") for m in MODELS}
     newer = {m for m, v in champions.items() if v.tags["ds"] > d2}
     assert newer, f"no champion trained after {d2}: nothing here could test the older-day rule"
 
@@ -262,7 +267,7 @@ def test_rest_backfill_reruns_the_failed_day(deployment):
         assert after[ds]["end_date"] == runs[ds]["end_date"], ds
     assert {c.name: fingerprint(cfg, c.name, d2) for c in OUTPUTS} == before
 
-    for model in catalogue.MODELS:
+    for model in MODELS:
         first, rerun = sorted(_mlflow_runs(cfg, d2, model), key=lambda r: r.info.start_time)  # browser's, REST's
         assert first.data.tags["airflow_run_id"] == rerun.data.tags["airflow_run_id"] == runs[d2]["dag_run_id"]
         champion = client.get_model_version_by_alias(tracking.model_name(cfg, model), "champion")

@@ -140,3 +140,21 @@ def test_unknown_spark_mode_is_an_import_error_naming_it():
     env = {**os.environ, "RECPIPE_SPARK": "yarn"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert "RECPIPE_SPARK must be one of submit, inprocess; received 'yarn'" in out
+
+
+def test_a_deployment_can_train_a_subset_of_the_catalogue():
+    """RECPIPE_MODELS names the models a deployment trains (the backfill tests train one of each kind)."""
+    code = (
+        "from airflow.models import DagBag; "
+        f"bag = DagBag(dag_folder={str(DAGS)!r}, known_pools={{'default_pool', 'gpu'}}); "
+        "assert not bag.import_errors, bag.import_errors; d = bag.dags['nightly_retrain']; "
+        "print(sorted(t.task_id for t in d.tasks if t.pool == 'gpu'), sorted(d.get_task('summary').upstream_task_ids))"
+    )
+    env = {**os.environ, "RECPIPE_MODELS": "deepfm, two_tower"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    gpu = "['build_index_two_tower', 'evaluate_deepfm', 'evaluate_two_tower', 'train_deepfm', 'train_two_tower']"
+    assert out.strip().splitlines()[-1] == f"{gpu} ['promote_deepfm', 'promote_two_tower']"
+    code = f"from airflow.models import DagBag; print(list(DagBag(dag_folder={str(DAGS)!r}).import_errors.values()))"
+    env = {**os.environ, "RECPIPE_MODELS": "deepfm,dfm"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert "RECPIPE_MODELS names unknown models ['dfm']; expected some of ['item2vec'" in out
