@@ -338,7 +338,8 @@ def collect(cfg: Config, ds: str, airflow_run_id: str | None) -> dict:
     lake.parse_ds(ds)
     experiment_id = tracking.setup(cfg)
     client = mlflow.MlflowClient()
-    found = {row["model"]: row for row in summarize(ds, airflow_run_id, cfg)}
+    # Each model's verdict is read from its artifact below (``_gate``), once: not by summarize too.
+    found = {row["model"]: row for row in summarize(ds, airflow_run_id, cfg, verdicts=False)}
     return {
         "ds": ds,
         "airflow_run_id": airflow_run_id,

@@ -15,8 +15,11 @@ from training import catalogue
 log = logging.getLogger(__name__)
 
 
-def summarize(ds: str, airflow_run_id: str | None = None, cfg: Config | None = None) -> list[dict]:
-    """Per model, the newest training run of day ``ds`` (of one Airflow run, if given): metrics, verdict, promotion."""
+def summarize(ds: str, airflow_run_id: str | None = None, cfg: Config | None = None, verdicts: bool = True) -> list[dict]:
+    """Per model, the newest training run of day ``ds`` (of one Airflow run, if given): metrics, verdict, promotion.
+
+    ``verdicts=False`` leaves ``gate`` None (no artifact download): for callers that read the verdict themselves.
+    """
     import mlflow
 
     lake.parse_ds(ds)  # goes into a filter string
@@ -47,7 +50,7 @@ def summarize(ds: str, airflow_run_id: str | None = None, cfg: Config | None = N
                 "gate_reasons": run.data.tags.get("gate_reasons"),
                 "gate_failed": run.data.tags.get("gate_failed"),
                 "promoted": run.data.tags.get("promoted"),
-                "gate": _verdict(run.info.run_id) if "gate_passed" in run.data.tags else None,
+                "gate": _verdict(run.info.run_id) if verdicts and "gate_passed" in run.data.tags else None,
                 "metrics": dict(sorted(run.data.metrics.items())),
             }
         )
