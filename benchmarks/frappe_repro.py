@@ -25,16 +25,18 @@ What was confirmed, and where (all in public repositories):
 - reczoo/BARS ``ranking/ctr/<model>/<model>_frappe_x1/README.md`` (FuxiCTR 1.1 runs): Adam, learning rate
   1e-3, up to 100 epochs, validation AUC monitored (max) after every epoch, the best weights kept and used
   for the test; each epoch without improvement divides the learning rate by 10 (logs: "Reduce learning
-  rate on plateau"), and training stops after 2 such epochs in a row (3 for IPNN). MLP dropout of the
-  published runs: DeepFM 0.2, Wide&Deep 0.6, IPNN 0.3, DNN 0.2 (the defaults here); seed 2021.
+  rate on plateau"), and training stops after 2 such epochs in a row (3 for IPNN). Per model, the published
+  runs' MLP dropout (DeepFM 0.2, Wide&Deep 0.6, IPNN 0.3, DNN 0.2), embedding regulariser (0.05; 0.1 for
+  Wide&Deep) and batch normalisation in the MLP (all but IPNN) are the defaults here; seed 2021.
+- reczoo/FuxiCTR ``fuxictr/pytorch/models/rank_model.py`` (``regularization_loss``, ``train_step``): the
+  embedding regulariser adds ``lambda / 2 * ||W||^2`` of every whole embedding table (the linear part's
+  weights too) to each batch's loss, and gradients are clipped to a global norm of 10; embedding tables
+  start normal with deviation 1e-4. The same here (``embedding_l2_scope="table"``, ``global_clipnorm``).
 
 Differences, known and kept:
 
 - The split is drawn here from this script's own negatives (seeded), not AFN's released files, so the rows
   differ from the published ones; 202,027 / 57,722 / 28,860 are reproduced (ceil of 70% and 20%).
-- The published MLPs use batch normalisation (not IPNN) and FuxiCTR's embedding regulariser (0.05, 0.1 for
-  Wide&Deep: a penalty on every table row each batch). The project's MLP has no batch normalisation, and
-  its ``embedding_l2`` penalises only the rows a batch looks up (``--embedding-l2``, default 0).
 - LR is scikit-learn's L2 logistic regression on the one-hot fields (C=1, lbfgs to convergence, train split
   only), where BARS trains the same linear model by Adam with early stopping.
 - Wide&Deep's wide part is the linear model on the 10 raw fields (no crossed features), as in FuxiCTR.
@@ -64,6 +66,7 @@ from benchmarks.repro import model_list, run_and_report
 from recpipe import contracts, lake, tables
 from recpipe.adapters.frappe import import_frappe
 from training import baseline, metrics
+from training.layers.blocks import L2_SCOPES
 from training.models.deepfm import DeepFM
 from training.models.fnn import FNN
 from training.models.pnn import PNN
@@ -82,7 +85,12 @@ PUBLISHED = {
     "dnn": (0.9833, 0.1622),
     "lr": (0.9356, 0.3076),
 }
-DROPOUT = {"deepfm": 0.2, "wide_deep": 0.6, "ipnn": 0.3, "dnn": 0.2}  # MLP dropout of the published runs
+# The published runs' settings per deep model: MLP dropout, embedding regulariser, batch norm, patience.
+DROPOUT = {"deepfm": 0.2, "wide_deep": 0.6, "ipnn": 0.3, "dnn": 0.2}
+EMBEDDING_L2 = {"deepfm": 0.05, "wide_deep": 0.1, "ipnn": 0.05, "dnn": 0.05}
+BATCH_NORM = {"deepfm": True, "wide_deep": True, "ipnn": False, "dnn": True}
+PATIENCE = {"deepfm": 2, "wide_deep": 2, "ipnn": 3, "dnn": 2}
+CLIPNORM = 10.0  # FuxiCTR's max_gradient_norm (global)
 NEGATIVES = 2  # sampled per positive
 SPLIT = (0.7, 0.2)  # train, validation; the test set is the rest
 EMBEDDING_DIM = 10
@@ -218,9 +226,28 @@ def prepare(root: str, seed: int) -> Prepared:
     return Prepared(*parts, {f: len(v) for f, v in vocabularies.items()}, summary)
 
 
-def build_model(name: str, features: list[dict], dropout: float, embedding_l2: float) -> keras.Model:
+def settings(name: str, args: argparse.Namespace) -> dict:
+    """The model settings of a deep model's run: the published ones unless the command line overrides them."""
+    pick = lambda given, published: published[name] if given is None else given  # noqa: E731
+    return {
+        "dropout": pick(args.dropout, DROPOUT),
+        "embedding_l2": pick(args.embedding_l2, EMBEDDING_L2),
+        "batch_norm": pick(args.batch_norm, BATCH_NORM),
+        "patience": pick(args.patience, PATIENCE),
+    }
+
+
+def build_model(name: str, features: list[dict], setting: dict, args: argparse.Namespace) -> keras.Model:
     """The project's model for ``name``: 10-dim field vectors and a 400-400-400 MLP where it has one."""
-    common = {"embedding_dim": EMBEDDING_DIM, "hidden_units": HIDDEN_UNITS, "dropout": dropout, "embedding_l2": embedding_l2}
+    common = {
+        "embedding_dim": EMBEDDING_DIM,
+        "hidden_units": HIDDEN_UNITS,
+        "dropout": setting["dropout"],
+        "batch_norm": setting["batch_norm"],
+        "embedding_l2": setting["embedding_l2"],
+        "embedding_l2_scope": args.embedding_l2_scope,
+        "embedding_init_stddev": args.embedding_init_stddev,
+    }
     if name == "deepfm":
         return DeepFM(features, **common)
     if name == "wide_deep":
@@ -234,16 +261,16 @@ def train_deep(name: str, prep: Prepared, args: argparse.Namespace) -> dict[str,
     """Fit with early stopping on validation AUC (best weights restored); test AUC and logloss, epochs, seconds."""
     keras.utils.set_random_seed(args.seed)
     features = [{"name": f, "kind": "categorical", "vocab_size": prep.vocab_sizes[f]} for f in FIELDS]
-    dropout = DROPOUT[name] if args.dropout is None else args.dropout
-    model = build_model(name, features, dropout, args.embedding_l2)
+    setting = settings(name, args)
+    model = build_model(name, features, setting, args)
     model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
+        optimizer=keras.optimizers.Adam(args.learning_rate, global_clipnorm=CLIPNORM),
         loss="binary_crossentropy",
         metrics=[keras.metrics.AUC(name="auc")],
     )
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=args.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.1, patience=1, min_lr=MIN_LR),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=setting["patience"], restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.1, patience=1, min_lr=MIN_LR, min_delta=1e-6),
     ]
     t0 = time.perf_counter()
     history = model.fit(
@@ -256,6 +283,7 @@ def train_deep(name: str, prep: Prepared, args: argparse.Namespace) -> dict[str,
         shuffle=True,
         verbose=2,
     )
+    fit_seconds = time.perf_counter() - t0
     probs = model.predict(prep.test.x, batch_size=args.batch_size, verbose=0)
     seconds = time.perf_counter() - t0
     m = metrics.ranking_metrics(prep.test.y, probs)
@@ -267,8 +295,9 @@ def train_deep(name: str, prep: Prepared, args: argparse.Namespace) -> dict[str,
         "valid_auc": float(val_auc[best]),
         "epochs": len(val_auc),
         "best_epoch": best + 1,
-        "dropout": dropout,
+        **setting,
         "seconds": seconds,
+        "examples_per_s": len(prep.train.y) * len(val_auc) / fit_seconds,
     }
 
 
@@ -315,16 +344,22 @@ def run(root: str, args: argparse.Namespace, source: str) -> tuple[dict[str, dic
         m = results[name]
         print(f"{name}: test AUC {m['auc']:.4f} (published {PUBLISHED[name][0]}), {m['seconds']:.0f} s", flush=True)
     deep = [n for n in args.models if n in DROPOUT]
-    dropout = ", ".join(f"{LABELS[n]} {DROPOUT[n] if args.dropout is None else args.dropout}" for n in deep) or "-"
+    per_model = "; ".join(
+        f"{LABELS[n]}: dropout {s['dropout']}, embedding L2 {s['embedding_l2']}, batch norm {s['batch_norm']}, "
+        f"patience {s['patience']}"
+        for n, s in ((n, settings(n, args)) for n in deep)
+    )
     header = (
         f"Frappe CTR reproduction (BARS frappe_x1 protocol), {source} ({dt.datetime.now().astimezone():%Y-%m-%d %H:%M}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}): "
         f"{s['positives']:,} usages (label 1) + {NEGATIVES} sampled negatives each = {s['rows']:,} rows, split at random "
         f"7:2:1 into {s['train']:,} train, {s['valid']:,} validation and {s['test']:,} test rows. Vocabularies: {vocab}. "
         f"{EMBEDDING_DIM}-dim field vectors, MLP {'-'.join(map(str, HIDDEN_UNITS))}, batch {args.batch_size}, "
-        f"Adam {args.learning_rate}, up to {args.epochs} epochs, early stopping on validation AUC (patience {args.patience}, "
-        f"learning rate / 10 on each epoch without improvement, best weights kept), MLP dropout "
-        f"({dropout}), embedding L2 {args.embedding_l2}, seed {args.seed}. "
+        f"Adam {args.learning_rate} (global clip norm {CLIPNORM}), up to {args.epochs} epochs, early stopping on "
+        "validation AUC (learning rate / 10 on each epoch without improvement, best weights kept), embedding L2 over "
+        f"{'whole tables' if args.embedding_l2_scope == 'table' else 'the rows each batch looks up'}, tables initialised "
+        f"{'uniform +-0.05' if args.embedding_init_stddev is None else f'normal (sd {args.embedding_init_stddev})'}, "
+        f"seed {args.seed}. {per_model or ''}. "
         "LR: scikit-learn, one-hot fields, C=1. Published: BARS frappe_x1 leaderboard (FuxiCTR)."
     )
     return results, s | {f"vocab_{f}": v[f] for f in FIELDS}, report(results, header)
@@ -340,11 +375,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--src", type=Path, help="the Frappe directory (frappe.csv, meta.csv), imported into a temporary lake first"
     )
     parser.add_argument("--epochs", type=int, default=100, help="the most epochs; early stopping usually ends sooner")
-    parser.add_argument("--patience", type=int, default=2, help="epochs without a better validation AUC before stopping")
+    parser.add_argument(
+        "--patience", type=int, help="epochs without a better validation AUC before stopping (default: each published run's)"
+    )
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's initial learning rate")
     parser.add_argument("--dropout", type=float, help="MLP dropout of every deep model (default: each published run's)")
-    parser.add_argument("--embedding-l2", type=float, default=0.0, help="L2 penalty on the embedding rows each batch looks up")
+    parser.add_argument("--embedding-l2", type=float, help="embedding L2 of every deep model (default: each published run's)")
+    parser.add_argument(
+        "--embedding-l2-scope",
+        choices=L2_SCOPES,
+        default="table",
+        help="table: the whole tables at every step (FuxiCTR's); batch: the rows each batch looks up",
+    )
+    parser.add_argument(
+        "--embedding-init-stddev", type=float, default=1e-4, help="normal initialisation of the tables (FuxiCTR's 1e-4)"
+    )
+    parser.add_argument(
+        "--batch-norm",
+        action=argparse.BooleanOptionalAction,
+        help="batch normalisation in every deep model's MLP (default: each published run's)",
+    )
     parser.add_argument(
         "--models", type=model_list(MODELS), default=list(MODELS), help=f"comma-separated, default {','.join(MODELS)}"
     )
@@ -357,14 +408,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     dropout_ok = args.dropout is None or 0.0 <= args.dropout < 1.0
-    if args.epochs < 1 or args.patience < 1 or args.batch_size < 1 or not args.learning_rate > 0 or not dropout_ok:
+    if (
+        args.epochs < 1
+        or (args.patience is not None and args.patience < 1)
+        or args.batch_size < 1
+        or not args.learning_rate > 0
+        or not dropout_ok
+    ):
         parser.error(
             "expected --epochs >= 1, --patience >= 1, --batch-size >= 1, --learning-rate > 0 and --dropout in [0, 1); "
             f"received --epochs {args.epochs} --patience {args.patience} --batch-size {args.batch_size} "
             f"--learning-rate {args.learning_rate} --dropout {args.dropout}"
         )
-    if args.embedding_l2 < 0:
-        parser.error(f"expected --embedding-l2 >= 0, received {args.embedding_l2}")
+    if (args.embedding_l2 is not None and args.embedding_l2 < 0) or not args.embedding_init_stddev > 0:
+        parser.error(
+            f"expected --embedding-l2 >= 0 and --embedding-init-stddev > 0, received {args.embedding_l2} "
+            f"and {args.embedding_init_stddev}"
+        )
     protocol = {
         "fields": FIELDS,
         "negatives_per_positive": NEGATIVES,

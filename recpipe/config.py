@@ -189,8 +189,21 @@ class RankingConfig:
     learning_rate: float = 0.002
     # Hashed out-of-vocabulary rows per categorical feature: ids newer than the model share them.
     oov_buckets: int = 8
-    # L2 penalty on the embedding rows and wide weights each batch looks up (id features overfit without it).
+    # L2 penalty of the embedding tables and wide weights (id features overfit without it). Scope "table": the
+    # whole tables at every step, ``l2 / 2 * ||W||^2`` (FuxiCTR's embedding_regularizer); "batch": only the rows
+    # each batch looks up (cheaper for tables of millions of rows).
     embedding_l2: float = 0.0
+    embedding_l2_scope: str = "table"
+    # Tables start normal with this deviation (FuxiCTR's 1e-4); 0 keeps Keras's uniform +-0.05.
+    embedding_init_stddev: float = 1e-4
+    # Batch normalisation in each MLP layer, before its ReLU (FuxiCTR's MLP block).
+    batch_norm: bool = False
+    # Early stopping: the newest ``validation_fraction`` of the train rows (by time) are held out; after each
+    # epoch their AUC is measured, the learning rate is divided by 10 when it did not improve, training stops
+    # after ``patience`` such epochs in a row (``epochs`` is the most), and the best epoch's weights are kept.
+    # 0 turns it off: ``epochs`` epochs on every train row.
+    validation_fraction: float = 0.0
+    patience: int = 2
     # Warm-start from the champion's weights (its vocabularies kept; newer ids go to the OOV buckets) and
     # train on the newest ``incremental_days`` days of the train split only. Without a compatible champion
     # (none yet, or other features) the run trains from scratch and says why in its tags.
@@ -203,7 +216,7 @@ class RankingConfig:
     def __post_init__(self) -> None:
         bad = {
             k: getattr(self, k)
-            for k in ("embedding_dim", "epochs", "batch_size", "oov_buckets", "incremental_days")
+            for k in ("embedding_dim", "epochs", "batch_size", "oov_buckets", "incremental_days", "patience")
             if getattr(self, k) <= 0
         }
         if bad or not self.hidden_units or min(self.hidden_units) <= 0:
@@ -212,6 +225,13 @@ class RankingConfig:
             raise ValueError(
                 f"dropout must be in [0, 1) and learning_rate positive, received {self.dropout}, {self.learning_rate}"
             )
+        if self.embedding_l2 < 0 or self.embedding_init_stddev < 0 or self.embedding_l2_scope not in ("table", "batch"):
+            raise ValueError(
+                "embedding_l2 and embedding_init_stddev must be >= 0 and embedding_l2_scope table or batch, received "
+                f"{self.embedding_l2}, {self.embedding_init_stddev}, {self.embedding_l2_scope!r}"
+            )
+        if not 0.0 <= self.validation_fraction < 0.5:
+            raise ValueError(f"validation_fraction must be in [0, 0.5), received {self.validation_fraction}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -95,7 +95,8 @@ def _wide(cfg) -> dict[str, Any]:
 
 
 def _deep(cfg) -> dict[str, Any]:
-    return {"hidden_units": cfg.ranking.hidden_units}
+    """Arguments of an MLP deep part: its sizes and whether it normalises each layer over the batch."""
+    return {"hidden_units": cfg.ranking.hidden_units, "batch_norm": cfg.ranking.batch_norm}
 
 
 _RANKING_TRAINER = "training.train:train_ranking"

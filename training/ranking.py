@@ -40,9 +40,8 @@ class RankingSplit:
     user_ids: np.ndarray
     ts: np.ndarray
 
-    def since(self, ts_ms: int) -> RankingSplit:
-        """The rows at or after ``ts_ms`` (epoch milliseconds)."""
-        keep = self.ts >= ts_ms
+    def take(self, keep: np.ndarray) -> RankingSplit:
+        """The rows ``keep`` selects (a boolean mask or row indices)."""
         return RankingSplit(
             {k: v[keep] for k, v in self.features.items()},
             self.labels[keep],
@@ -50,6 +49,46 @@ class RankingSplit:
             self.user_ids[keep],
             self.ts[keep],
         )
+
+    def since(self, ts_ms: int) -> RankingSplit:
+        """The rows at or after ``ts_ms`` (epoch milliseconds)."""
+        return self.take(self.ts >= ts_ms)
+
+
+def holdout(split: RankingSplit, fraction: float) -> tuple[RankingSplit, RankingSplit | None]:
+    """(rows to fit, validation rows): the newest ``fraction`` of ``split``'s rows by time are held out.
+
+    The validation rows are the ``ceil(fraction * n)`` latest (ties by row order), so they follow the rows a
+    model fits as the eval day follows the train window. None when ``fraction`` is 0, or when the held-out
+    rows would hold a single label or leave no row to fit (too few rows to stop early on).
+    """
+    n = len(split.labels)
+    size = int(np.ceil(fraction * n))
+    if size == 0 or size >= n:
+        return split, None
+    order = np.argsort(split.ts, kind="stable")
+    valid = split.take(order[n - size :])
+    if len(np.unique(valid.labels)) < 2:
+        return split, None
+    return split.take(np.sort(order[: n - size])), valid
+
+
+class ValidationAUC(keras.callbacks.Callback):
+    """Adds ``val_auc``, the exact ROC AUC of the model on the validation rows, to each epoch's logs.
+
+    Listed before the callbacks that monitor it (early stopping, learning rate on plateau): Keras hands every
+    callback the same logs in list order.
+    """
+
+    def __init__(self, validation: RankingSplit, batch_size: int = 4096) -> None:
+        super().__init__()
+        self.validation = validation
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if logs is not None:
+            probs = predict(self.model, self.validation, self.batch_size)
+            logs["val_auc"] = metrics.ranking_metrics(self.validation.labels, probs)["auc"]
 
 
 @dataclasses.dataclass
@@ -103,6 +142,15 @@ def oracle_auc(cfg: Config, ds: str, split: RankingSplit) -> dict[str, float]:
     }
 
 
+def bayes_gap_closed(m: dict[str, float]) -> dict[str, float]:
+    """``{"bayes_gap_closed": (auc - lr_auc) / (oracle_auc - lr_auc)}``: the share of the gap between the LR
+    baseline and the generator's true probabilities that a model closes (1: as good as the oracle, 0: no
+    better than LR, below 0: worse). Empty without an oracle or a baseline, or when the oracle is no better."""
+    if not {"auc", "lr_auc", "oracle_auc"} <= m.keys() or not m["oracle_auc"] > m["lr_auc"]:
+        return {}
+    return {"bayes_gap_closed": (m["auc"] - m["lr_auc"]) / (m["oracle_auc"] - m["lr_auc"])}
+
+
 def predict(model: keras.Model, split: RankingSplit, batch_size: int = 4096) -> np.ndarray:
     """A click model's predicted probabilities on every row of a split, shape ``(n,)``."""
     features = {name: split.features[name] for name in (f["name"] for f in model.features)}
@@ -122,18 +170,57 @@ def evaluate_model(
     return metrics.ranking_report(split.labels, probs, groups=split.user_ids, slices=slices, value_names=VALUE_NAMES)
 
 
-def _compile_fit(model: keras.Model, cfg: Config, split: RankingSplit, epochs: int) -> dict[str, list[float]]:
+MIN_LEARNING_RATE = 1e-6  # the floor of the division on a plateau (FuxiCTR's)
+
+
+def _compile_fit(
+    model: keras.Model, cfg: Config, split: RankingSplit, epochs: int, validation: RankingSplit | None = None
+) -> dict[str, list[float]]:
+    """Fit ``model`` on ``split`` for ``epochs`` epochs, or with early stopping on ``validation`` when given.
+
+    With validation rows: the learning rate is divided by 10 after each epoch whose validation AUC is not a
+    new best, training stops after ``ranking.patience`` such epochs in a row, and the best epoch's weights
+    are restored. The history then has ``val_auc`` and ``learning_rate`` per epoch.
+    """
     c = cfg.ranking
     model.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss=keras.losses.BinaryCrossentropy())
-    timer = EpochTimer(len(split.labels))
+    callbacks: list[keras.callbacks.Callback] = [EpochTimer(len(split.labels))]
+    if validation is not None:
+        callbacks += [
+            ValidationAUC(validation),
+            keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=c.patience, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_auc", mode="max", factor=0.1, patience=1, min_delta=1e-6, min_lr=MIN_LEARNING_RATE
+            ),
+        ]
     history = model.fit(
-        split.features, split.labels, batch_size=c.batch_size, epochs=epochs, shuffle=True, verbose=2, callbacks=[timer]
+        split.features, split.labels, batch_size=c.batch_size, epochs=epochs, shuffle=True, verbose=2, callbacks=callbacks
     )
     return history.history
 
 
+def stopping_metrics(history: dict[str, list[float]], validation: RankingSplit | None) -> dict[str, float]:
+    """What early stopping did: epochs run, the best epoch (1-based) and its validation AUC; empty without it."""
+    if validation is None or not history.get("val_auc"):
+        return {}
+    val_auc = history["val_auc"]
+    best = int(np.argmax(val_auc))
+    return {
+        "epochs_run": float(len(val_auc)),
+        "best_epoch": float(best + 1),
+        "validation_auc": float(val_auc[best]),
+        "validation_examples": float(len(validation.labels)),
+    }
+
+
 def fit_fnn(
-    entry: catalogue.ModelEntry, cfg: Config, ds: str, specs: list[dict], train: RankingSplit, eval_split: RankingSplit
+    entry: catalogue.ModelEntry,
+    cfg: Config,
+    ds: str,
+    specs: list[dict],
+    train: RankingSplit,
+    eval_split: RankingSplit,
+    validation: RankingSplit | None,
 ) -> Fitted:
     """FNN's recipe: a factorization machine first, whose vectors initialise the network."""
     c = cfg.ranking
@@ -149,13 +236,19 @@ def fit_fnn(
     }
     model = entry.model_class()(**common, **entry.hyperparameters(cfg))
     model.init_from_fm(fm)
-    history = _compile_fit(model, cfg, train, c.epochs)
+    history = _compile_fit(model, cfg, train, c.epochs, validation)
     history.update({f"fm_{k}": v for k, v in fm_history.items()})
     return Fitted(model, history, {k: v for k, v in fm_metrics.items() if k in ("fm_auc", "fm_logloss")})
 
 
 def fit_xgb_wide_deep(
-    entry: catalogue.ModelEntry, cfg: Config, ds: str, specs: list[dict], train: RankingSplit, eval_split: RankingSplit
+    entry: catalogue.ModelEntry,
+    cfg: Config,
+    ds: str,
+    specs: list[dict],
+    train: RankingSplit,
+    eval_split: RankingSplit,
+    validation: RankingSplit | None,
 ) -> Fitted:
     """XGBoost+Wide&Deep's recipe: a GBDT first, whose leaves feed the wide part."""
     from training import xgb
@@ -185,11 +278,17 @@ def fit_xgb_wide_deep(
     model(model.example_inputs())
     model.set_trees(trees)
     model.set_numeric_stats(train.features)
-    return Fitted(model, _compile_fit(model, cfg, train, c.epochs), gbdt_metrics, side_models={"gbdt": booster})
+    return Fitted(model, _compile_fit(model, cfg, train, c.epochs, validation), gbdt_metrics, side_models={"gbdt": booster})
 
 
 def fit_cnn_dnn(
-    entry: catalogue.ModelEntry, cfg: Config, ds: str, specs: list[dict], train: RankingSplit, eval_split: RankingSplit
+    entry: catalogue.ModelEntry,
+    cfg: Config,
+    ds: str,
+    specs: list[dict],
+    train: RankingSplit,
+    eval_split: RankingSplit,
+    validation: RankingSplit | None,
 ) -> Fitted:
     """CNN+DNN's recipe: the item images' encoder first (pre-trained, then frozen)."""
     from training import images
@@ -210,7 +309,8 @@ def fit_cnn_dnn(
     model(model.example_inputs())
     model.set_image_embeddings(table)
     model.set_numeric_stats(train.features)
-    return Fitted(model, _compile_fit(model, cfg, train, c.epochs), image_metrics, tags={"cnn_backbone": n.backbone})
+    history = _compile_fit(model, cfg, train, c.epochs, validation)
+    return Fitted(model, history, image_metrics, tags={"cnn_backbone": n.backbone})
 
 
 def shared_arguments(cfg: Config, specs: list[dict]) -> dict:
@@ -221,6 +321,8 @@ def shared_arguments(cfg: Config, specs: list[dict]) -> dict:
         "embedding_dim": c.embedding_dim,
         "oov_buckets": c.oov_buckets,
         "embedding_l2": c.embedding_l2,
+        "embedding_l2_scope": c.embedding_l2_scope,
+        "embedding_init_stddev": c.embedding_init_stddev or None,
         "dropout": c.dropout,
     }
 
@@ -235,12 +337,18 @@ def build_model(key: str, cfg: Config, specs: list[dict], **overrides) -> ClickM
 
 
 def fit_plain(
-    entry: catalogue.ModelEntry, cfg: Config, ds: str, specs: list[dict], train: RankingSplit, eval_split: RankingSplit
+    entry: catalogue.ModelEntry,
+    cfg: Config,
+    ds: str,
+    specs: list[dict],
+    train: RankingSplit,
+    eval_split: RankingSplit,
+    validation: RankingSplit | None,
 ) -> Fitted:
     """The plain recipe: build the model, set its numeric feature statistics, fit it."""
     model = build_model(entry.name, cfg, specs)
     model.set_numeric_stats(train.features)
-    return Fitted(model, _compile_fit(model, cfg, train, cfg.ranking.epochs))
+    return Fitted(model, _compile_fit(model, cfg, train, cfg.ranking.epochs, validation))
 
 
 PLAIN_RECIPE = f"{__name__}:fit_plain"
@@ -277,6 +385,9 @@ def fit(
     A warm start keeps the champion's architecture, vocabularies and pre-trained parts (FM start, trees,
     image table) and trains it on the newest ``ranking.incremental_days`` of ``train``; ids it never saw go
     to its hashed out-of-vocabulary rows.
+
+    With ``ranking.validation_fraction`` the newest rows of what it would train on are held out to stop early
+    (``holdout``); ``train_examples`` counts the rows fitted, and the metrics say what early stopping did.
     """
     entry = catalogue.entry(key, "ranking")
     keras.utils.set_random_seed(cfg.ranking.seed)
@@ -286,9 +397,12 @@ def fit(
             raise ValueError(
                 f"{contracts.RANKING_SAMPLES.name}/ds={ds}: no train rows in the newest {cfg.ranking.incremental_days} day(s)"
             )
-        history = _compile_fit(champion, cfg, recent, cfg.ranking.epochs)
-        return Fitted(champion, history, {"train_examples": float(len(recent.labels))})
+        rows, validation = holdout(recent, cfg.ranking.validation_fraction)
+        history = _compile_fit(champion, cfg, rows, cfg.ranking.epochs, validation)
+        stopped = stopping_metrics(history, validation)
+        return Fitted(champion, history, {"train_examples": float(len(rows.labels)), **stopped})
     specs = specs or feature_specs(cfg, ds)
-    fitted = catalogue.load(entry.recipe)(entry, cfg, ds, specs, train, eval_split)
-    fitted.metrics["train_examples"] = float(len(train.labels))
+    rows, validation = holdout(train, cfg.ranking.validation_fraction)
+    fitted = catalogue.load(entry.recipe)(entry, cfg, ds, specs, rows, eval_split, validation)
+    fitted.metrics.update({"train_examples": float(len(rows.labels)), **stopping_metrics(fitted.history, validation)})
     return fitted

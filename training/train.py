@@ -185,6 +185,7 @@ def train_ranking(key: str, cfg: Config, ds: str, run_id: str) -> tuple[int, dic
         )
         metrics.update(lr)
         mlflow.set_tag("lr_baseline", "read back" if reused else "fitted")
+    metrics.update(ranking.bayes_gap_closed(metrics))
     sample = {f["name"]: eval_split.features[f["name"]][:4] for f in fitted.model.features}
     return _register(cfg, key, fitted.model, sample, ds, run_id), metrics
 

@@ -29,6 +29,11 @@ COMMON = {"features": SPECS, "embedding_dim": 4, "oov_buckets": 3, "dropout": 0.
 EXTRA = {
     "pnn_outer": ("pnn", {"pnn": PNNConfig(product="outer")}),
     "wide_resnet_no_bn": ("wide_resnet", {"wide_resnet": WideResNetConfig(width=8, blocks=2, batch_norm=False)}),
+    # Batch-normalised MLP, L2 on the looked-up rows only, Keras's uniform initialisation.
+    "deepfm_batch_norm": (
+        "deepfm",
+        {"ranking": dataclasses.replace(CONFIG.ranking, batch_norm=True, embedding_l2_scope="batch", embedding_init_stddev=0.0)},
+    ),
 }
 # Every ranking model of the catalogue, the FM (FNN's pre-trained part) and the extra variants.
 VARIANTS = ("fm", *catalogue.RANKING_MODELS, *EXTRA)

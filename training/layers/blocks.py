@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+L2_SCOPES = ("table", "batch")
+
 
 @keras.saving.register_keras_serializable(package="recpipe")
 class CategoricalEmbedding(keras.layers.Layer):
@@ -17,25 +19,55 @@ class CategoricalEmbedding(keras.layers.Layer):
     (new items, a new city) share a few learned rows instead of failing, and consecutive new ids spread
     over all buckets. ``oov_buckets=1`` is one shared unknown row.
 
-    ``l2`` adds ``l2 * mean over the batch of the squared norm of the looked-up rows`` to the loss: the
-    rows a batch uses, not the whole table (whose dense gradient would touch every row of a large
-    vocabulary at every step).
+    Args:
+        vocab_size: ids ``0..vocab_size-1`` have their own row.
+        output_dim: size of each row.
+        oov_buckets: extra rows shared by every other id.
+        l2: the L2 penalty's weight; how it applies is ``l2_scope``.
+        l2_scope: ``"table"`` adds ``l2 / 2 * (squared norm of the whole table)`` to the loss at every step,
+            as FuxiCTR's ``embedding_regularizer`` does (rows a batch does not use shrink too); ``"batch"``
+            adds ``l2 * mean over the batch of the looked-up rows' squared norms``, whose gradient touches
+            only those rows (cheaper for a vocabulary of millions).
+        init_stddev: rows start normal with this deviation (FuxiCTR's is 1e-4); ``None`` keeps Keras's
+            default (uniform in +-0.05).
     """
 
-    def __init__(self, vocab_size: int, output_dim: int, oov_buckets: int = 1, l2: float = 0.0, **kwargs) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        output_dim: int,
+        oov_buckets: int = 1,
+        l2: float = 0.0,
+        l2_scope: str = "table",
+        init_stddev: float | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if vocab_size <= 0 or output_dim <= 0 or oov_buckets <= 0:
             raise ValueError(
                 "`vocab_size`, `output_dim` and `oov_buckets` should be positive. "
                 f"Received: vocab_size={vocab_size}, output_dim={output_dim}, oov_buckets={oov_buckets}"
             )
+        if l2 < 0 or l2_scope not in L2_SCOPES or (init_stddev is not None and not init_stddev > 0):
+            raise ValueError(
+                f"`l2` should be non-negative, `l2_scope` one of {L2_SCOPES} and `init_stddev` positive or None. "
+                f"Received: l2={l2}, l2_scope={l2_scope!r}, init_stddev={init_stddev}"
+            )
         self.vocab_size = vocab_size
         self.output_dim = output_dim
-        if l2 < 0:
-            raise ValueError(f"`l2` should be non-negative. Received: l2={l2}")
         self.oov_buckets = oov_buckets
         self.l2 = l2
-        self.embedding = keras.layers.Embedding(vocab_size + oov_buckets, output_dim, name="embedding")
+        self.l2_scope = l2_scope
+        self.init_stddev = init_stddev
+        initializer = "uniform" if init_stddev is None else keras.initializers.RandomNormal(stddev=init_stddev)
+        regularizer = keras.regularizers.L2(l2 / 2) if l2 and l2_scope == "table" else None
+        self.embedding = keras.layers.Embedding(
+            vocab_size + oov_buckets,
+            output_dim,
+            embeddings_initializer=initializer,
+            embeddings_regularizer=regularizer,
+            name="embedding",
+        )
 
     def build(self, input_shape=None) -> None:
         self.embedding.build(input_shape)
@@ -44,7 +76,7 @@ class CategoricalEmbedding(keras.layers.Layer):
         ids = ops.cast(ids, "int32")
         in_vocab = ops.logical_and(ids >= 0, ids < self.vocab_size)
         rows = self.embedding(ops.where(in_vocab, ids, self.vocab_size + ops.mod(ids, self.oov_buckets)))
-        if self.l2:
+        if self.l2 and self.l2_scope == "batch":
             self.add_loss(self.l2 * ops.mean(ops.sum(ops.square(ops.cast(rows, "float32")), axis=-1)))
         return rows
 
@@ -55,29 +87,55 @@ class CategoricalEmbedding(keras.layers.Layer):
             "output_dim": self.output_dim,
             "oov_buckets": self.oov_buckets,
             "l2": self.l2,
+            "l2_scope": self.l2_scope,
+            "init_stddev": self.init_stddev,
         }
 
 
 @keras.saving.register_keras_serializable(package="recpipe")
 class MLP(keras.layers.Layer):
-    """Dense ReLU layers with dropout."""
+    """Dense layers, each followed by batch normalisation (optional), ReLU and dropout (FuxiCTR's MLP block).
 
-    def __init__(self, hidden_units: Sequence[int], dropout: float = 0.0, **kwargs) -> None:
+    Args:
+        hidden_units: the layers' sizes.
+        dropout: dropout rate after each layer's activation.
+        batch_norm: normalise each layer's pre-activation over the batch.
+    """
+
+    def __init__(self, hidden_units: Sequence[int], dropout: float = 0.0, batch_norm: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` should be in [0, 1). Received: dropout={dropout}")
         self.hidden_units = list(hidden_units)
         self.dropout = dropout
-        self.dense = [keras.layers.Dense(u, activation="relu", name=f"dense_{i}") for i, u in enumerate(self.hidden_units)]
+        self.batch_norm = batch_norm
+        self.dense = [
+            keras.layers.Dense(u, activation=None if batch_norm else "relu", name=f"dense_{i}")
+            for i, u in enumerate(self.hidden_units)
+        ]
+        # PyTorch's defaults (FuxiCTR's): running statistics at momentum 0.9, not Keras's 0.99, which would still
+        # be far from the data's after the few hundred steps of a short training run.
+        self.norms = [
+            keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"batch_norm_{i}")
+            for i in range(len(self.hidden_units))
+        ]
         self.drop = [keras.layers.Dropout(dropout) for _ in self.hidden_units]
 
     def call(self, x, training=None):
-        for dense, drop in zip(self.dense, self.drop, strict=True):
-            x = drop(dense(x), training=training)
+        for dense, norm, drop in zip(self.dense, self.norms, self.drop, strict=True):
+            x = dense(x)
+            if self.batch_norm:
+                x = ops.relu(norm(x, training=training))
+            x = drop(x, training=training)
         return x
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "hidden_units": self.hidden_units, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "hidden_units": self.hidden_units,
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+        }
 
 
 def check_positive(**sizes: int | Sequence[int]) -> None:

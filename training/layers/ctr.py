@@ -52,17 +52,30 @@ class FieldEmbedding(keras.layers.Layer):
         features: feature specs (dicts with ``name``, ``kind``, ``vocab_size``).
         output_dim: size d of every field vector (1 gives each feature's linear weight).
         oov_buckets: out-of-vocabulary rows of each categorical feature (see ``CategoricalEmbedding``).
-        l2: L2 penalty on the looked-up rows of each categorical feature (see ``CategoricalEmbedding``).
+        l2, l2_scope, init_stddev: each categorical feature's table's L2 penalty and initialisation (see
+            ``CategoricalEmbedding``).
     """
 
-    def __init__(self, features: Sequence[dict], output_dim: int, oov_buckets: int = 1, l2: float = 0.0, **kwargs) -> None:
+    def __init__(
+        self,
+        features: Sequence[dict],
+        output_dim: int,
+        oov_buckets: int = 1,
+        l2: float = 0.0,
+        l2_scope: str = "table",
+        init_stddev: float | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.features = check_features(features)
         self.output_dim = output_dim
         self.oov_buckets = oov_buckets
         self.l2 = l2
+        self.l2_scope = l2_scope
+        self.init_stddev = init_stddev
+        options = {"l2": l2, "l2_scope": l2_scope, "init_stddev": init_stddev}
         self.tables = {
-            f["name"]: CategoricalEmbedding(f["vocab_size"], output_dim, oov_buckets, l2, name=f"emb_{f['name']}")
+            f["name"]: CategoricalEmbedding(f["vocab_size"], output_dim, oov_buckets, **options, name=f"emb_{f['name']}")
             for f in self.features
             if f["kind"] == "categorical"
         }
@@ -99,6 +112,8 @@ class FieldEmbedding(keras.layers.Layer):
             "output_dim": self.output_dim,
             "oov_buckets": self.oov_buckets,
             "l2": self.l2,
+            "l2_scope": self.l2_scope,
+            "init_stddev": self.init_stddev,
         }
 
 
@@ -113,7 +128,7 @@ class WideLinear(keras.layers.Layer):
         crosses: pairs of categorical feature names.
         cross_bins: size of the id space of each crossed feature.
         oov_buckets: out-of-vocabulary rows of each categorical feature.
-        l2: L2 penalty on the looked-up weights (see ``CategoricalEmbedding``).
+        l2, l2_scope, init_stddev: the weights' L2 penalty and initialisation (see ``CategoricalEmbedding``).
     """
 
     def __init__(
@@ -123,6 +138,8 @@ class WideLinear(keras.layers.Layer):
         cross_bins: int = 1024,
         oov_buckets: int = 1,
         l2: float = 0.0,
+        l2_scope: str = "table",
+        init_stddev: float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -131,6 +148,8 @@ class WideLinear(keras.layers.Layer):
         self.cross_bins = cross_bins
         self.oov_buckets = oov_buckets
         self.l2 = l2
+        self.l2_scope = l2_scope
+        self.init_stddev = init_stddev
         self.vocab = {f["name"]: f["vocab_size"] for f in self.features if f["kind"] == "categorical"}
         unknown = [n for pair in self.crosses for n in pair if n not in self.vocab]
         if unknown or any(len(pair) != 2 for pair in self.crosses):
@@ -138,8 +157,9 @@ class WideLinear(keras.layers.Layer):
                 f"`crosses` should be pairs of categorical features. Received: {self.crosses}; not categorical: {unknown}. "
                 f"Categorical: {sorted(self.vocab)}"
             )
-        self.linear = FieldEmbedding(self.features, 1, oov_buckets, l2, name="linear")
-        self.cross_tables = [CategoricalEmbedding(cross_bins, 1, l2=l2, name=f"cross_{a}_x_{b}") for a, b in self.crosses]
+        options = {"l2": l2, "l2_scope": l2_scope, "init_stddev": init_stddev}
+        self.linear = FieldEmbedding(self.features, 1, oov_buckets, **options, name="linear")
+        self.cross_tables = [CategoricalEmbedding(cross_bins, 1, **options, name=f"cross_{a}_x_{b}") for a, b in self.crosses]
 
     def build(self, input_shape=None) -> None:
         self.linear.build(input_shape)
@@ -162,6 +182,8 @@ class WideLinear(keras.layers.Layer):
             "cross_bins": self.cross_bins,
             "oov_buckets": self.oov_buckets,
             "l2": self.l2,
+            "l2_scope": self.l2_scope,
+            "init_stddev": self.init_stddev,
         }
 
 

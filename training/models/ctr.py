@@ -24,12 +24,22 @@ class ClickModel(keras.Model, metaclass=abc.ABCMeta):
         embedding_dim: size of every categorical feature's (or field's) embedding.
         oov_buckets: hashed out-of-vocabulary rows of each categorical feature: ids newer than the model
             (a warm-started model keeps its vocabulary) share them instead of failing.
-        embedding_l2: L2 penalty on the embedding rows (and wide weights) each batch looks up; id features
-            with thousands of values overfit within an epoch without it.
+        embedding_l2: L2 penalty of every embedding table and wide weight; id features with thousands of
+            values overfit within an epoch without it.
+        embedding_l2_scope: ``"table"`` (the whole table at every step, as FuxiCTR) or ``"batch"`` (the rows
+            each batch looks up); see ``CategoricalEmbedding``.
+        embedding_init_stddev: tables start normal with this deviation; ``None`` keeps Keras's uniform +-0.05.
     """
 
     def __init__(
-        self, features: Sequence[dict], embedding_dim: int, oov_buckets: int = 1, embedding_l2: float = 0.0, **kwargs
+        self,
+        features: Sequence[dict],
+        embedding_dim: int,
+        oov_buckets: int = 1,
+        embedding_l2: float = 0.0,
+        embedding_l2_scope: str = "table",
+        embedding_init_stddev: float | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if embedding_dim <= 0 or embedding_l2 < 0:
@@ -38,6 +48,10 @@ class ClickModel(keras.Model, metaclass=abc.ABCMeta):
                 f"Received: embedding_dim={embedding_dim}, embedding_l2={embedding_l2}"
             )
         self.embedding_l2 = embedding_l2
+        self.embedding_l2_scope = embedding_l2_scope
+        self.embedding_init_stddev = embedding_init_stddev
+        # How every table of the model is regularised and initialised (``CategoricalEmbedding``'s arguments).
+        self.embedding_options = {"l2": embedding_l2, "l2_scope": embedding_l2_scope, "init_stddev": embedding_init_stddev}
         self.features = check_features(features)
         self.embedding_dim = embedding_dim
         self.oov_buckets = oov_buckets
@@ -74,7 +88,7 @@ class ClickModel(keras.Model, metaclass=abc.ABCMeta):
 
     def categorical_embedding(self, name: str = "deep_embedding") -> FieldEmbedding:
         """A field embedding of the categorical features only (the deep input of Wide&Deep-style models)."""
-        return FieldEmbedding(self.categorical, self.embedding_dim, self.oov_buckets, self.embedding_l2, name=name)
+        return FieldEmbedding(self.categorical, self.embedding_dim, self.oov_buckets, **self.embedding_options, name=name)
 
     def dense_input(self, fields, inputs):
         """The flattened categorical field vectors [B, C, d] next to the numeric features' values: [B, C * d + N]."""
@@ -109,6 +123,8 @@ class ClickModel(keras.Model, metaclass=abc.ABCMeta):
             "embedding_dim": self.embedding_dim,
             "oov_buckets": self.oov_buckets,
             "embedding_l2": self.embedding_l2,
+            "embedding_l2_scope": self.embedding_l2_scope,
+            "embedding_init_stddev": self.embedding_init_stddev,
         }
 
 
@@ -122,6 +138,7 @@ class DeepClickModel(ClickModel):
         hidden_units: MLP layer sizes.
         dropout: MLP dropout.
         oov_buckets: out-of-vocabulary rows of each categorical feature.
+        batch_norm: batch normalisation in each MLP layer (before its ReLU).
     """
 
     def __init__(
@@ -131,12 +148,14 @@ class DeepClickModel(ClickModel):
         hidden_units: Sequence[int],
         dropout: float = 0.0,
         oov_buckets: int = 1,
+        batch_norm: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(features, embedding_dim, oov_buckets, **kwargs)
         self.hidden_units = list(hidden_units)
         self.dropout = dropout
-        self.mlp = MLP(self.hidden_units, dropout, name="mlp")
+        self.batch_norm = batch_norm
+        self.mlp = MLP(self.hidden_units, dropout, batch_norm, name="mlp")
         self.mlp_logit = keras.layers.Dense(1, name="mlp_logit")
 
     def head(self, x, training=None):
@@ -144,7 +163,12 @@ class DeepClickModel(ClickModel):
         return self.mlp_logit(self.mlp(x, training=training))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "hidden_units": self.hidden_units, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "hidden_units": self.hidden_units,
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+        }
 
 
 class WidePart(abc.ABC):
@@ -158,7 +182,7 @@ class WidePart(abc.ABC):
         """Add the wide part (``crosses``: pairs of categorical features, ``cross_bins`` ids each) and the deep embedding."""
         self.crosses = [list(c) for c in crosses]
         self.cross_bins = cross_bins
-        self.wide = WideLinear(self.features, self.crosses, cross_bins, self.oov_buckets, self.embedding_l2, name="wide")
+        self.wide = WideLinear(self.features, self.crosses, cross_bins, self.oov_buckets, **self.embedding_options, name="wide")
         self.deep_embedding = self.categorical_embedding()
 
     @abc.abstractmethod

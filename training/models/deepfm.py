@@ -18,7 +18,7 @@ class DeepFM(DeepClickModel):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.linear = WideLinear(self.features, oov_buckets=self.oov_buckets, l2=self.embedding_l2, name="linear")
+        self.linear = WideLinear(self.features, oov_buckets=self.oov_buckets, **self.embedding_options, name="linear")
         self.fields = self.categorical_embedding("fields")
         self.fm = FMInteraction(name="fm")
 

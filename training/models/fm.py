@@ -28,8 +28,8 @@ class FactorizationMachine(ClickModel):
 
     def __init__(self, features: Sequence[dict], embedding_dim: int, oov_buckets: int = 1, **kwargs) -> None:
         super().__init__(features, embedding_dim, oov_buckets, **kwargs)
-        self.linear = WideLinear(self.features, oov_buckets=oov_buckets, l2=self.embedding_l2, name="linear")
-        self.fields = FieldEmbedding(self.categorical, embedding_dim, oov_buckets, self.embedding_l2, name="fields")
+        self.linear = WideLinear(self.features, oov_buckets=oov_buckets, **self.embedding_options, name="linear")
+        self.fields = FieldEmbedding(self.categorical, embedding_dim, oov_buckets, **self.embedding_options, name="fields")
         self.fm = FMInteraction(name="fm")
 
     def logit(self, inputs, raw, training=None):

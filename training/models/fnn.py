@@ -23,8 +23,8 @@ class FNN(DeepClickModel):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.weights_1 = FieldEmbedding(self.categorical, 1, self.oov_buckets, self.embedding_l2, name="field_weights")
-        self.fields = FieldEmbedding(self.categorical, self.embedding_dim, self.oov_buckets, self.embedding_l2, name="fields")
+        self.weights_1 = FieldEmbedding(self.categorical, 1, self.oov_buckets, **self.embedding_options, name="field_weights")
+        self.fields = self.categorical_embedding("fields")
 
     def init_from_fm(self, fm: FactorizationMachine) -> None:
         """Copy a trained FM's linear weights and latent vectors into the field vectors (same features and sizes)."""

@@ -53,9 +53,9 @@ class XGBWideDeep(WideDeep):
         self.leaves_to_deep = leaves_to_deep
         # float32 under any policy: float16 would round the raw values and the thresholds the trees compare.
         self.trees = GBDTLeaves(n_trees, max_nodes, depth, len(self.gbdt_features), dtype="float32", name="gbdt")
-        self.leaf_wide = CategoricalEmbedding(n_trees * max_leaves, 1, l2=self.embedding_l2, name="leaf_wide")
+        self.leaf_wide = CategoricalEmbedding(n_trees * max_leaves, 1, **self.embedding_options, name="leaf_wide")
         self.leaf_deep = (
-            CategoricalEmbedding(n_trees * max_leaves, self.embedding_dim, l2=self.embedding_l2, name="leaf_deep")
+            CategoricalEmbedding(n_trees * max_leaves, self.embedding_dim, **self.embedding_options, name="leaf_deep")
             if leaves_to_deep
             else None
         )
