@@ -42,7 +42,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: install check-java demo test lint bench-etl repro-movielens repro-frappe airflow-init airflow-ui mlflow-ui constraints clean audit
+.PHONY: install check-java demo test lint bench-etl bench-peers repro-movielens repro-frappe airflow-init airflow-ui mlflow-ui constraints clean audit
 
 install: $(STAMP)
 
@@ -94,6 +94,13 @@ repro-movielens: $(STAMP)
 repro-frappe: $(STAMP)
 	@test -n "$(FRAPPE)" || { echo "usage: make repro-frappe FRAPPE=/path/to/frappe (the folder holding frappe.csv and meta.csv)" >&2; exit 2; }
 	$(BIN)/python -m benchmarks.frappe_repro --src "$(FRAPPE)" --out var/bench/frappe-repro.md $(REPRO_ARGS)
+
+# The project's DeepFM beside FuxiCTR's on the same Frappe split: test AUC, logloss, examples/s of both. The peer
+# runs in its own virtualenv .venv-peers (FuxiCTR, CPU PyTorch; made on first use from benchmarks/peers-constraints.txt).
+# make bench-peers FRAPPE=/path/to/frappe (about 10 min on 2 cores once the virtualenv exists).
+bench-peers: $(STAMP)
+	@test -n "$(FRAPPE)" || { echo "usage: make bench-peers FRAPPE=/path/to/frappe (the folder holding frappe.csv and meta.csv)" >&2; exit 2; }
+	$(BIN)/python -m benchmarks.peers --src "$(FRAPPE)" --out var/bench/peers.md $(REPRO_ARGS)
 
 airflow-ui: $(STAMP) airflow-init
 	@echo "Airflow UI on http://localhost:$(AIRFLOW_PORT): log in as admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated (generated, and printed below, on the first start)"

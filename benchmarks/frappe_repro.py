@@ -297,6 +297,7 @@ def train_deep(name: str, prep: Prepared, args: argparse.Namespace) -> dict[str,
         "best_epoch": best + 1,
         **setting,
         "seconds": seconds,
+        "fit_seconds": fit_seconds,
         "examples_per_s": len(prep.train.y) * len(val_auc) / fit_seconds,
     }
 

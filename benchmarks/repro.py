@@ -58,7 +58,7 @@ def run_and_report(
         if args.out.suffix == ".json":
             payload = {"args": {**vars(args), "src": args.src and str(args.src), "out": str(args.out)}, **extra}
             payload |= {"data": summary, "results": results, "table": table}
-            args.out.write_text(json.dumps(payload, indent=1))
+            args.out.write_text(json.dumps(payload, indent=1, default=str))  # paths among the arguments
         else:
             args.out.write_text(table)
         print(f"wrote {args.out}")

@@ -202,7 +202,7 @@ class RankingConfig:
     # epoch their AUC is measured, the learning rate is divided by 10 when it did not improve, training stops
     # after ``patience`` such epochs in a row (``epochs`` is the most), and the best epoch's weights are kept.
     # 0 turns it off: ``epochs`` epochs on every train row.
-    validation_fraction: float = 0.0
+    validation_fraction: float = 0.05
     patience: int = 2
     # Warm-start from the champion's weights (its vocabularies kept; newer ids go to the OOV buckets) and
     # train on the newest ``incremental_days`` days of the train split only. Without a compatible champion

@@ -127,7 +127,8 @@ def test_positives_read_back_through_the_adapter(tmp_path):
 def test_main_deep_models_beat_lr_on_planted_categories(tmp_path, capsys):
     out = tmp_path / "results.json"
     args = ["--src", str(planted(tmp_path / "frappe")), "--epochs", "2", "--batch-size", "64", "--learning-rate", "0.01"]
-    args += ["--dropout", "0"]
+    # No dropout, batch norm or embedding penalty: the published runs' settings are sized for 200,000 rows.
+    args += ["--dropout", "0", "--embedding-l2", "0", "--no-batch-norm"]
     assert repro.main([*args, "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["data"]["positives"] == USERS * USES and result["data"]["rows"] == 3 * USERS * USES
@@ -138,10 +139,23 @@ def test_main_deep_models_beat_lr_on_planted_categories(tmp_path, capsys):
     for name in ("deepfm", "wide_deep", "ipnn", "dnn"):
         assert auc[name] > 0.75 and auc[name] > auc["lr"] + 0.2, auc
         assert result["results"][name]["epochs"] == 2
+        assert not result["results"][name]["batch_norm"] and result["results"][name]["embedding_l2"] == 0
     printed = capsys.readouterr().out
     assert result["table"] in printed
     for line in ("| DeepFM |", "| 0.9842 |", "| 0.9841 |", "| 0.9833 |", "| 0.9356 |", "| 0.3076 |"):
         assert line in printed
+
+
+def test_each_deep_model_defaults_to_its_published_runs_settings():
+    args = repro.build_parser().parse_args(["--lake", "x"])
+    got = {name: repro.settings(name, args) for name in ("deepfm", "wide_deep", "ipnn", "dnn")}
+    assert got["deepfm"] == {"dropout": 0.2, "embedding_l2": 0.05, "batch_norm": True, "patience": 2}
+    assert got["wide_deep"] == {"dropout": 0.6, "embedding_l2": 0.1, "batch_norm": True, "patience": 2}
+    assert got["ipnn"] == {"dropout": 0.3, "embedding_l2": 0.05, "batch_norm": False, "patience": 3}
+    assert got["dnn"] == {"dropout": 0.2, "embedding_l2": 0.05, "batch_norm": True, "patience": 2}
+    assert args.embedding_l2_scope == "table" and args.embedding_init_stddev == 1e-4
+    over = repro.build_parser().parse_args(["--lake", "x", "--no-batch-norm", "--dropout", "0", "--patience", "5"])
+    assert repro.settings("ipnn", over) == {"dropout": 0.0, "embedding_l2": 0.05, "batch_norm": False, "patience": 5}
 
 
 def test_markdown_out_and_one_model_from_a_lake(tmp_path, capsys):

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TARGETS = {"repro-frappe": ("FRAPPE", "frappe.csv"), "repro-movielens": ("ML1M", "ratings.dat")}
+TARGETS = {
+    "repro-frappe": ("FRAPPE", "frappe.csv"),
+    "repro-movielens": ("ML1M", "ratings.dat"),
+    "bench-peers": ("FRAPPE", "frappe.csv"),
+}
 
 
 def _make(*args: str) -> subprocess.CompletedProcess:
