@@ -192,7 +192,7 @@ def test_item2vec_cbow_exports_its_input_table(tmp_path):
 @pytest.mark.parametrize("variant", [v for v in ranking_models.VARIANTS if v != "fm"])
 def test_every_ranking_model_predict_ctr_matches_the_in_memory_probabilities(variant, tmp_path):
     model, x = _ranking(variant)
-    key = {"pnn_outer": "pnn", "wide_resnet_no_bn": "wide_resnet"}.get(variant, variant)
+    key = ranking_models.EXTRA.get(variant, (variant,))[0]  # the catalogue model of an extra variant
     manifest = export_serving(key, model, tmp_path / "serving")
     _check_manifest(manifest, tmp_path / "serving", key, ["predict_ctr"])
     inputs, outputs = _manifest_io(manifest, "predict_ctr")

@@ -81,7 +81,9 @@ def test_each_recipe_trains_evaluates_and_registers(run_cfg, tmp_path, key):
     assert 0.0 < got["gauc_coverage"] <= 1.0 and got["calibration"] > 0
     slices = {k for k in got if k.startswith("auc__")}
     assert {"auc__city_0", "auc__category_0", "auc__user_type_C"} <= slices, slices
-    assert got["eval_examples"] + got["train_examples"] == ROWS
+    # The newest 5% of the train rows are held out to stop early (the embedded config's validation_fraction).
+    assert got["eval_examples"] + got["train_examples"] + got["validation_examples"] == ROWS
+    assert 1 <= got["best_epoch"] <= got["epochs_run"] <= run_cfg.ranking.epochs
     version = result["version"]
     assert version == 1
     run = mlflow.get_run(result["run_id"])
@@ -118,7 +120,8 @@ def test_incremental_run_warm_starts_from_the_champion_on_the_newest_day(run_cfg
     tags = mlflow.get_run(second["run_id"]).data.tags
     assert tags["warm_start"] == "champion v1"
     newest = ranking.load_split(run_cfg, DS, "train").since(ranking.incremental_start_ms(warm_cfg, DS))
-    assert second["metrics"]["train_examples"] == len(newest.labels) < first["metrics"]["train_examples"]
+    fitted = second["metrics"]["train_examples"] + second["metrics"]["validation_examples"]
+    assert fitted == len(newest.labels) and second["metrics"]["train_examples"] < first["metrics"]["train_examples"]
     champion = mlflow.keras.load_model(f"models:/{tracking.model_name(run_cfg, 'deepfm')}/1")
     warm = mlflow.keras.load_model(f"models:/{tracking.model_name(run_cfg, 'deepfm')}/2")
     assert warm.get_config() == champion.get_config()  # same architecture and vocabularies, new weights
