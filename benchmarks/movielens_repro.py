@@ -18,8 +18,13 @@ The models are the pipeline's own ``YouTubeDNN`` and ``TwoTower`` (tower ``mlp``
 with the user fields the pipeline feeds them: the profile's city (first zip digit), user type and device
 (constants ``C`` and ``pc`` in ML-1M), the request city (the user's), and the hour and weekday (UTC) of
 the target rating. ML-1M's gender, age, occupation and user id, which the published models also embed,
-have no field in these models. The popularity baseline recommends the 50 movies with the most
-interactions outside the test targets, to the same test users.
+have no field in these models. The YouTube DNN takes the nightly form (``YouTubeDNNConfig``: cosine /
+temperature, mixed in-batch and sampled negatives, item category in the item vectors).
+
+Two references score the same test users: popularity (the 50 movies with the most interactions outside
+the test targets) and item-kNN as the nightly evaluation computes it (cosine over co-occurrences, each
+training target with every item of its history; a user scored from the last 50 items); the table gives
+every HR@50 as a multiple of item-kNN's.
 """
 
 from __future__ import annotations
@@ -44,13 +49,19 @@ from benchmarks.repro import model_list, run_and_report
 from recpipe import contracts, lake, tables
 from recpipe.adapters.common import ds_of_ms
 from recpipe.adapters.movielens import import_movielens
-from training import metrics
+from recpipe.config import YouTubeDNNConfig
+from training import metrics, recall
 from training.models.two_tower import TwoTower
 from training.models.youtube_dnn import USER_FIELDS, YouTubeDNN
 from training.towers import MIN_PROB
 
 MODELS = ("youtube_dnn", "two_tower")
-LABELS = {"youtube_dnn": "YouTube DNN", "two_tower": "DSSM (two_tower mlp, in-batch softmax)", "popularity": "popularity"}
+LABELS = {
+    "youtube_dnn": "YouTube DNN",
+    "two_tower": "DSSM (two_tower mlp, in-batch softmax)",
+    "popularity": "popularity",
+    "itemknn": "item-kNN (cosine over co-occurrences)",
+}
 # HR@50 of the DeepMatch/DeepCTR-style ml-1m examples, the figures this protocol reproduces.
 PUBLISHED = {"youtube_dnn": 0.337, "two_tower": 0.355}
 K = 50
@@ -231,12 +242,15 @@ def _fit(model: keras.Model, x: dict[str, np.ndarray], args: argparse.Namespace)
 
 
 def train_youtube_dnn(prep: Prepared, args: argparse.Namespace) -> tuple[YouTubeDNN, float]:
-    """YouTube DNN with negatives drawn by training popularity^0.75 (logQ-corrected), like the nightly model."""
+    """YouTube DNN as the nightly model trains it (``YouTubeDNNConfig``'s temperature, mixed negatives and item
+    features), with negatives drawn by training popularity^0.75, logQ-corrected."""
     keras.utils.set_random_seed(args.seed)
     n_items = prep.sizes["n_items"]
-    weight = np.bincount(prep.train["item_id"], minlength=n_items) ** 0.75
+    counts = np.bincount(prep.train["item_id"], minlength=n_items)
+    weight = counts**0.75
     prob = np.maximum(weight / weight.sum(), MIN_PROB)
     prob = prob / prob.sum()
+    nightly = YouTubeDNNConfig()
     model = YouTubeDNN(
         n_items,
         prep.sizes["n_cities"],
@@ -246,10 +260,28 @@ def train_youtube_dnn(prep: Prepared, args: argparse.Namespace) -> tuple[YouTube
         num_negatives=NUM_NEGATIVES,
         neg_prob=prob,
         seed=args.seed,
+        temperature=nightly.temperature,
+        in_batch_negatives=nightly.in_batch_negatives,
+        item_features=nightly.item_features,
     )
+    if nightly.item_features:
+        model.set_item_tables(prep.item_city, prep.item_category)
+    model.set_batch_prob(counts + MIN_PROB)
     x = {name: prep.train[name] for name in ("history", *USER_FIELDS, "item_id")}
     x["item_prob"] = prob[x["item_id"]].astype(np.float32)
     return model, _fit(model, x, args)
+
+
+def itemknn(prep: Prepared) -> dict[str, float]:
+    """The item-kNN reference, as the nightly evaluation computes it: cosine over co-occurrences (each training
+    target with every item of its history), each test user scored from the last ``MAX_HISTORY`` items."""
+    history = prep.train["history"]
+    targets = np.repeat(prep.train["item_id"], history.shape[1])
+    contexts = history.reshape(-1)
+    similarity = recall.itemknn_similarity(targets, contexts, prep.sizes["n_items"])
+    histories = [row[row >= 0] for row in prep.test["history"]]
+    lists = recall.itemknn_lists(similarity, histories, K, prep.popular, last=MAX_HISTORY)
+    return score(np.asarray(lists), prep)
 
 
 def train_two_tower(prep: Prepared, args: argparse.Namespace) -> tuple[TwoTower, float]:
@@ -290,14 +322,16 @@ def report(results: dict[str, dict[str, float]], header: str) -> str:
     lines = [
         header,
         "",
-        f"| model | HR@{K} | published HR@{K} | recall@{K} | NDCG@{K} | coverage@{K} | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| model | HR@{K} | x item-kNN | published HR@{K} | recall@{K} | NDCG@{K} | coverage@{K} | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    knn = results.get("itemknn", {}).get(f"hr_at_{K}")
     for name, m in results.items():
         published = f"{PUBLISHED[name]:.3f}" if name in PUBLISHED else "-"
         train_s = f"{m['train_s']:.0f}" if "train_s" in m else "-"
+        ratio = f"{m[f'hr_at_{K}'] / knn:.2f}" if knn else "-"
         lines.append(
-            f"| {LABELS[name]} | {m[f'hr_at_{K}']:.3f} | {published} | {m[f'recall_at_{K}']:.3f} | "
+            f"| {LABELS[name]} | {m[f'hr_at_{K}']:.3f} | {ratio} | {published} | {m[f'recall_at_{K}']:.3f} | "
             f"{m[f'ndcg_at_{K}']:.3f} | {m[f'coverage_at_{K}']:.3f} | {train_s} |"
         )
     return "\n".join(lines) + "\n"
@@ -313,7 +347,8 @@ def run(root: str, args: argparse.Namespace, source: str) -> tuple[dict[str, dic
         f"{s['train_rows']:,} training rows, {s['test_users']:,} test users ({time.perf_counter() - t0:.0f} s)",
         flush=True,
     )
-    results = {"popularity": score(np.tile(prep.popular[:K], (len(prep.targets), 1)), prep)}
+    results = {"popularity": score(np.tile(prep.popular[:K], (len(prep.targets), 1)), prep), "itemknn": itemknn(prep)}
+    print(f"item-kNN: HR@{K} {results['itemknn'][f'hr_at_{K}']:.4f}", flush=True)
     trainers = {"youtube_dnn": train_youtube_dnn, "two_tower": train_two_tower}
     for name in args.models:
         model, train_s = trainers[name](prep, args)

@@ -129,11 +129,21 @@ class YouTubeDNNConfig:
     embedding_dim: int = 32
     hidden_units: tuple[int, ...] = (128, 64)
     num_negatives: int = 200
+    # Cosine / temperature between L2-normalised vectors; null: the paper's dot product plus an item bias.
+    temperature: float | None = 0.1
+    # Also the batch's other positives as negatives (mixed negative sampling, logQ by the mixture).
+    in_batch_negatives: bool = True
+    # Item vectors add the item's city and category embeddings; the user tower pools its history's categories.
+    item_features: bool = True
     dropout: float = 0.0
     epochs: int = 3
     batch_size: int = 512
     learning_rate: float = 0.003
     seed: int = 17
+
+    def __post_init__(self) -> None:
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"youtube_dnn.temperature must be positive or null, received {self.temperature}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -25,7 +25,7 @@ from keras import ops
 
 from training import catalogue
 from training.models.item2vec import Item2Vec, Item2VecCBOW
-from training.models.youtube_dnn import USER_FIELDS, YouTubeDNN
+from training.models.youtube_dnn import USER_FIELDS, check_item_tables
 
 MANIFEST = "serving_manifest.json"
 ARTIFACT_PATH = "serving"
@@ -105,21 +105,14 @@ def _endpoints(model_key: str, model, user_vector: str, half_life: float | None)
         pool = _item2vec_user_vectors(model, user_vector, half_life)
         return [("user_vectors", lambda x: pool(x["history"]), history), ("item_vectors", items, item_ids)]
     towers = {**{f: _spec(f, tf.int32) for f in USER_FIELDS}, "history": _spec("history", tf.int32, (None, None))}
-    if isinstance(model, YouTubeDNN):
+    if model.item_features:  # the two-tower model, or a YouTube DNN built with item tables
+        check_item_tables(model)
 
-        def items(x):
-            table = ops.concatenate([model.item_table, ops.expand_dims(model.item_bias, -1)], axis=-1)
-            return {"item_vector": _rows_or_zeros(table, ops.cast(x["item_id"], "int32"))}
-
-    else:
-        if not (model.item_city.numpy() >= 0).any():
-            raise ValueError("The item tables are unset (every item_city is -1): call `set_item_tables` first.")
-
-        def items(x):
-            ids = ops.cast(x["item_id"], "int32")
-            # The model's own item path (as ``item_vectors()`` takes it), so the index rows and this agree.
-            vectors = model._items_by_id(ops.clip(ids, 0, model.n_items - 1), training=False)
-            return {"item_vector": ops.where(ops.expand_dims((ids >= 0) & (ids < model.n_items), -1), vectors, 0.0)}
+    def items(x):
+        ids = ops.cast(x["item_id"], "int32")
+        # The model's own item path (as ``item_vectors()`` takes it), so the index rows and this agree.
+        vectors = model.item_rows(ops.clip(ids, 0, model.n_items - 1))
+        return {"item_vector": ops.where(ops.expand_dims((ids >= 0) & (ids < model.n_items), -1), vectors, 0.0)}
 
     return [("user_vectors", lambda x: {"user_vector": model(x, training=False)}, towers), ("item_vectors", items, item_ids)]
 

@@ -51,6 +51,12 @@ def load_samples(cfg: Config, ds: str, split: str, item_prob: np.ndarray) -> dic
     return x
 
 
+def positive_counts(item_ids: np.ndarray, n_items: int) -> np.ndarray:
+    """How many train rows have each item id [n_items] as their positive (ids outside the table are dropped)."""
+    ids = np.asarray(item_ids)
+    return np.bincount(ids[(ids >= 0) & (ids < n_items)], minlength=n_items)[:n_items]
+
+
 def _fit(model: keras.Model, x: dict[str, np.ndarray], epochs: int, batch_size: int, lr: float, seed: int) -> dict:
     order = np.random.default_rng(seed).permutation(len(x["item_id"]))
     shuffled = {k: v[order] for k, v in x.items()}
@@ -60,11 +66,12 @@ def _fit(model: keras.Model, x: dict[str, np.ndarray], epochs: int, batch_size: 
 
 
 def fit_youtube_dnn(cfg: Config, ds: str) -> tuple[YouTubeDNN, dict[str, list[float]]]:
-    """Train the YouTube DNN on the train split; negatives drawn by popularity^0.75, corrected by logQ."""
+    """Train the YouTube DNN on the train split: negatives drawn by popularity^0.75 (and, as configured, the batch's
+    other positives), corrected by logQ; item tables from the day's snapshot when ``item_features``."""
     c = cfg.youtube_dnn
     keras.utils.set_random_seed(c.seed)
     sizes = tables.vocab_sizes(cfg.lake_root, ds)
-    _city, _category, prob = item_tables(cfg, ds)
+    city, category, prob = item_tables(cfg, ds)
     x = load_samples(cfg, ds, "train", prob)
     model = YouTubeDNN(
         sizes["n_items"],
@@ -76,7 +83,13 @@ def fit_youtube_dnn(cfg: Config, ds: str) -> tuple[YouTubeDNN, dict[str, list[fl
         neg_prob=prob,
         dropout=c.dropout,
         seed=c.seed,
+        temperature=c.temperature,
+        in_batch_negatives=c.in_batch_negatives,
+        item_features=c.item_features,
     )
+    if c.item_features:
+        model.set_item_tables(city, category)
+    model.set_batch_prob(positive_counts(x["item_id"], sizes["n_items"]) + MIN_PROB)
     return model, _fit(model, x, c.epochs, c.batch_size, c.learning_rate, c.seed)
 
 
@@ -89,7 +102,7 @@ def fit_two_tower(cfg: Config, ds: str, pretrained: np.ndarray | None = None) ->
     x = load_samples(cfg, ds, "train", prob)
     # In-batch negatives are the batch's positives: their sampling probability is each item's share of
     # the train positives, not the popularity^0.75 table the YouTube DNN draws from.
-    counts = np.bincount(np.clip(x["item_id"], 0, None), minlength=sizes["n_items"])
+    counts = positive_counts(x["item_id"], sizes["n_items"])
     x["item_prob"] = (counts[np.clip(x["item_id"], 0, None)] / len(x["item_id"])).astype(np.float32)
     n_items = sizes["n_items"]
     model = TwoTower(

@@ -4,10 +4,10 @@
   second 3, movies 10 (2 stars) and 11 (5 stars) in the same second 5, in that file order, and 13 at
   second 9: its order is 12, 10, 11, 13, every rating counting whatever its stars. User 2 rates movies
   100..152, one a second.
-- End to end: 200 users in 10 groups; each group has 40 movies in a fixed order and a user watches a run
-  of 15-25 consecutive movies of its group. The last movie of a run is in the group, so a model that
-  learns the groups from histories finds it among its top 50, while the 50 most popular movies cover
-  only a few of each group.
+- End to end (the models and the item-kNN reference): 200 users in 10 groups; each group has 40 movies
+  in a fixed order and a user watches a run of 15-25 consecutive movies of its group. The last movie of
+  a run is in the group, so a model that learns the groups from histories finds it among its top 50,
+  while the 50 most popular movies cover only a few of each group.
 """
 
 from __future__ import annotations
@@ -90,8 +90,14 @@ def test_main_beats_popularity_on_planted_groups(tmp_path, capsys):
     assert hr["popularity"] < 0.4
     assert hr["youtube_dnn"] > hr["popularity"] + 0.3
     assert hr["two_tower"] > hr["popularity"] + 0.3
+    # Item-kNN learns the groups from co-occurrences (each run's movies follow one another).
+    assert hr["itemknn"] > hr["popularity"] + 0.3
     printed = capsys.readouterr().out
     assert "| YouTube DNN |" in printed and "| 0.337 |" in printed and "| 0.355 |" in printed
+    knn_row = next(line for line in printed.splitlines() if line.startswith("| item-kNN"))
+    assert knn_row.split("|")[3].strip() == "1.00"  # the "x item-kNN" column: each HR@50 over item-kNN's
+    yt_row = next(line for line in printed.splitlines() if line.startswith("| YouTube DNN"))
+    assert float(yt_row.split("|")[3]) == round(hr["youtube_dnn"] / hr["itemknn"], 2)
     assert result["table"] in printed
 
 

@@ -46,6 +46,16 @@ def _youtube_dnn():
     return model
 
 
+def _youtube_dnn_cosine():
+    model = YouTubeDNN(
+        N_ITEMS, N_CITIES, N_CATEGORIES, DIM, [16], num_negatives=4, dropout=0.5, seed=1,
+        temperature=0.1, in_batch_negatives=True, item_features=True,
+    )  # fmt: skip
+    model.set_item_tables((np.arange(N_ITEMS) % N_CITIES).astype(np.int32), (np.arange(N_ITEMS) % N_CATEGORIES).astype(np.int32))
+    model(TOWER_INPUTS)  # build
+    return model
+
+
 def _two_tower(tower="mlp"):
     model = TwoTower(N_ITEMS, N_CITIES, N_CATEGORIES, DIM, [16], tower=tower, pretrained_dim=4, dropout=0.5)
     model.set_item_tables((np.arange(N_ITEMS) % N_CITIES).astype(np.int32), (np.arange(N_ITEMS) % N_CATEGORIES).astype(np.int32))
@@ -92,11 +102,13 @@ def _check_manifest(manifest, path, key, names):
         assert _manifest_io(manifest, name) == _signature_io(path, name)
 
 
-@pytest.mark.parametrize(("key", "build"), [("youtube_dnn", _youtube_dnn), ("two_tower", _two_tower)])
+@pytest.mark.parametrize(
+    ("key", "build"), [("youtube_dnn", _youtube_dnn), ("youtube_dnn", _youtube_dnn_cosine), ("two_tower", _two_tower)]
+)
 def test_tower_signatures_match_the_in_memory_model(key, build, tmp_path):
     model = build()
     manifest = export_serving(key, model, tmp_path / "serving")
-    dim = DIM + 1 if key == "youtube_dnn" else DIM  # the YouTube DNN appends the bias slot
+    dim = DIM + 1 if build is _youtube_dnn else DIM  # the biased YouTube DNN appends the bias slot
     _check_manifest(manifest, tmp_path / "serving", key, ["user_vectors", "item_vectors"])
     user_inputs, user_outputs = _manifest_io(manifest, "user_vectors")
     assert user_inputs == {**{f: ("int32", [None]) for f in USER_FIELDS}, "history": ("int32", [None, None])}
@@ -153,9 +165,10 @@ def test_the_export_saves_each_served_variable_once(tmp_path):
     assert _saved_shapes(tmp_path / "item2vec") == [[N_ITEMS, DIM]]  # not the context table, not a tracked copy
     model = _youtube_dnn()
     export_serving("youtube_dnn", model, tmp_path / "youtube_dnn")
-    # Every weight once, except what only training reads: the sampler's distribution and seed states.
-    served = [list(v.shape) for v in model.variables if not v.path.endswith(("neg_prob", "seed_generator_state"))]
-    assert len(served) == len(model.variables) - 3
+    # Every weight once, except what only training reads: the samplers' distributions and seed states.
+    training_only = ("neg_prob", "batch_prob", "seed_generator_state")
+    served = [list(v.shape) for v in model.variables if not v.path.endswith(training_only)]
+    assert len(served) == len(model.variables) - 4
     assert _saved_shapes(tmp_path / "youtube_dnn") == sorted(served)
 
 

@@ -57,6 +57,13 @@ def _youtube(**kwargs):
     return YouTubeDNN(N_ITEMS, N_CITIES, N_CATEGORIES, DIM, [16], num_negatives=8, seed=1, **kwargs)
 
 
+def _youtube_cosine(**kwargs):
+    """The nightly form: cosine / temperature, mixed negatives, item city and category in the item vectors."""
+    model = _youtube(temperature=0.1, in_batch_negatives=True, item_features=True, **kwargs)
+    model.set_item_tables(ITEM_CITY, ITEM_CATEGORY)
+    return model
+
+
 def _two_tower(tower="mlp", **kwargs):
     model = TwoTower(N_ITEMS, N_CITIES, N_CATEGORIES, DIM, [16], tower=tower, temperature=0.1, **kwargs)
     model.set_item_tables(ITEM_CITY, ITEM_CATEGORY)
@@ -130,6 +137,76 @@ def test_youtube_dnn_logq_correction_and_accidental_hits():
     assert (popular > uniform + 1.0).all()
     with_hits = loss(np.full(4, 1 / N_ITEMS), np.append(negatives, pos[0]))
     np.testing.assert_allclose(with_hits[0], uniform[0], rtol=1e-5)  # a negative equal to the positive is ignored
+
+
+def test_youtube_dnn_cosine_with_item_features_fits_a_toy_task_and_round_trips(tmp_path):
+    x = _batch(n=48)
+    model = _youtube_cosine(neg_prob=np.linspace(1.0, 3.0, N_ITEMS))
+    model.set_batch_prob(np.bincount(x["item_id"], minlength=N_ITEMS) + 1e-6)
+    losses = _fit(model, x)
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-2:]) < 0.5 * np.mean(losses[:2]), losses
+    users, items = model.user_vectors(_user_inputs(x)), model.item_vectors()
+    assert users.shape == (48, DIM) and items.shape == (N_ITEMS, DIM)  # no bias slot
+    np.testing.assert_allclose(np.linalg.norm(users, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(items, axis=1), 1.0, rtol=1e-5)
+    hits = (np.argsort(-users @ items.T, axis=1)[:, :3] == x["item_id"][:, None]).any(axis=1)
+    assert hits.mean() > 0.8  # the positive is in the top 3 of 30
+    loaded = _round_trip(model, x, tmp_path)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.item_category), ITEM_CATEGORY)
+
+
+def test_youtube_dnn_item_vectors_add_city_and_category():
+    model = _youtube(item_features=True)
+    model.set_item_tables(ITEM_CITY, ITEM_CATEGORY)
+    model(_user_inputs(_batch(n=2)))  # build
+    table, bias = (keras.ops.convert_to_numpy(w) for w in (model.item_table, model.item_bias))
+    city = keras.ops.convert_to_numpy(model.city_embedding.embedding.embeddings)
+    category = keras.ops.convert_to_numpy(model.category_embedding.embedding.embeddings)
+    expected = table + city[ITEM_CITY] + category[ITEM_CATEGORY]
+    np.testing.assert_allclose(model.item_vectors(), np.concatenate([expected, bias[:, None]], axis=1), rtol=1e-6)
+    # The user tower pools the history's categories: two histories of different items of the same categories
+    # differ only through the item ids, so changing one category changes the vector.
+    x = _user_inputs(_batch(n=1))
+    a = model.user_vectors({**x, "history": np.array([[1, 2]], np.int32)})
+    other = ITEM_CATEGORY.copy()
+    other[2] = (other[2] + 1) % N_CATEGORIES
+    model.set_item_tables(ITEM_CITY, other)
+    assert not np.allclose(model.user_vectors({**x, "history": np.array([[1, 2]], np.int32)}), a)
+
+
+def test_youtube_dnn_mixed_negatives_are_corrected_by_the_mixture():
+    model = _youtube_cosine(neg_prob=np.linspace(1.0, 3.0, N_ITEMS))
+    counts = np.linspace(4.0, 1.0, N_ITEMS)
+    model.set_batch_prob(counts)
+    x = _batch(n=4)
+    x["item_id"] = np.array([3, 3, 6, 9], np.int32)  # rows 0 and 1 share their positive
+    users = model(x)
+    negatives = np.array([1, 2, 3, 4], np.int32)  # 3 is rows 0 and 1's positive: an accidental hit there
+    loss = keras.ops.convert_to_numpy(model.sampled_softmax_loss(users, x["item_id"], x["item_prob"], negatives))
+    u, items = keras.ops.convert_to_numpy(users), model.item_vectors()
+    neg_q, batch_q = (np.linspace(1.0, 3.0, N_ITEMS), counts)
+    neg_q, batch_q = neg_q / neg_q.sum(), batch_q / batch_q.sum()
+    columns = np.concatenate([x["item_id"], negatives])
+    q = (4 * batch_q + 8 * neg_q) / (4 + 8)  # B = 4 in-batch, N = num_negatives = 8 sampled proposals
+    logits = np.concatenate([(u * items[x["item_id"]]).sum(1, keepdims=True), u @ items[columns].T], axis=1) / 0.1
+    logits -= np.log(np.concatenate([q[x["item_id"]][:, None], np.tile(q[columns], (4, 1))], axis=1))
+    logits[:, 1:][columns[None, :] == x["item_id"][:, None]] = -np.inf  # itself, the shared positive, the hit
+    np.testing.assert_allclose(loss, np.log(np.exp(logits).sum(1)) - logits[:, 0], rtol=1e-4)
+
+
+def test_youtube_dnn_settings_and_tables_are_checked():
+    with pytest.raises(ValueError, match=r"Received: temperature=0"):
+        _youtube(temperature=0.0)
+    with pytest.raises(ValueError, match="construct it with item_features=True"):
+        _youtube().set_item_tables(ITEM_CITY, ITEM_CATEGORY)
+    model = _youtube(item_features=True)
+    with pytest.raises(ValueError, match="call `set_item_tables` first"):
+        model.item_vectors()
+    with pytest.raises(ValueError, match=r"`item_city` should have shape \(30,\). Received: shape=\(3,\)"):
+        model.set_item_tables(np.zeros(3), ITEM_CATEGORY)
+    with pytest.raises(ValueError, match=r"`batch_prob` should be 30 finite"):
+        model.set_batch_prob(np.zeros(N_ITEMS))
 
 
 def test_youtube_dnn_padding_and_empty_history():

@@ -145,15 +145,26 @@ def check_positive(**sizes: int | Sequence[int]) -> None:
         raise ValueError(f"Sizes should be positive. Received: {', '.join(bad)}")
 
 
-def sampling_probs(neg_prob, n_items: int) -> np.ndarray:
-    """A negative sampler's distribution: ``n_items`` finite non-negative values, normalised to sum 1 (float32)."""
+def sampling_probs(neg_prob, n_items: int, name: str = "neg_prob") -> np.ndarray:
+    """A negative sampler's distribution: ``n_items`` finite non-negative values, normalised to sum 1 (float32).
+    ``name`` names the argument in the error."""
     p = np.asarray(neg_prob, dtype=np.float64)
     if p.shape != (n_items,) or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
         raise ValueError(
-            f"`neg_prob` should be {n_items} finite non-negative values with a positive sum. "
+            f"`{name}` should be {n_items} finite non-negative values with a positive sum. "
             f"Received: shape={p.shape}, min={p.min() if p.size else None}, sum={p.sum()}"
         )
     return (p / p.sum()).astype(np.float32)
+
+
+def lookup(table, ids, fill):
+    """``table[ids]``, with ``fill`` where an id is outside ``[0, len(table))`` (e.g. the -1 pads)."""
+    n = table.shape[0]
+    rows = ops.take(table, ops.clip(ids, 0, n - 1), axis=0)
+    valid = ops.logical_and(ids >= 0, ids < n)
+    for _ in range(len(table.shape) - 1):
+        valid = ops.expand_dims(valid, -1)
+    return ops.where(valid, rows, fill)
 
 
 def _masked_sum(values, weights):

@@ -9,8 +9,15 @@ import keras_rs
 import numpy as np
 from keras import ops
 
-from training.layers.blocks import MLP, AttentionPooling, CategoricalEmbedding, MaskedMeanPooling, check_positive
-from training.models.youtube_dnn import USER_FIELDS, user_vocab, weighted_mean
+from training.layers.blocks import MLP, AttentionPooling, CategoricalEmbedding, MaskedMeanPooling, check_positive, lookup
+from training.models.youtube_dnn import (
+    USER_FIELDS,
+    add_item_tables,
+    assign_item_tables,
+    check_item_tables,
+    user_vocab,
+    weighted_mean,
+)
 
 TOWERS = ("mlp", "dcn", "pnn")
 CITY_FIELDS = ("user_city", "city_id")  # embedded with the item-city table
@@ -45,16 +52,6 @@ class TowerBody(keras.layers.Layer):
         return {**super().get_config(), **{k: getattr(self, k) for k in keys}}
 
 
-def _lookup(table, ids, fill):
-    """``table[ids]``, with ``fill`` where an id is outside the table."""
-    n = table.shape[0]
-    rows = ops.take(table, ops.clip(ids, 0, n - 1), axis=0)
-    valid = ops.logical_and(ids >= 0, ids < n)
-    for _ in range(len(table.shape) - 1):
-        valid = ops.expand_dims(valid, -1)
-    return ops.where(valid, rows, fill)
-
-
 @keras.saving.register_keras_serializable(package="recpipe")
 class TwoTower(keras.Model):
     """User and item towers whose L2-normalised outputs score by cosine / ``temperature``.
@@ -76,6 +73,8 @@ class TwoTower(keras.Model):
         cross_layers: FeatureCross layers of the "dcn" body.
         dropout: dropout rate of the MLPs.
     """
+
+    item_features = True  # the item tower reads the item tables (``set_item_tables``)
 
     def __init__(
         self,
@@ -125,9 +124,7 @@ class TwoTower(keras.Model):
         self.pretrained_projection = keras.layers.Dense(d, name="pretrained_projection") if pretrained_dim else None
         self.user_body = TowerBody(tower, hidden_units, d, cross_layers, dropout, name="user_tower")
         self.item_body = TowerBody(tower, hidden_units, d, cross_layers, dropout, name="item_tower")
-        int_table = {"dtype": "int32", "trainable": False, "initializer": keras.initializers.Constant(-1)}
-        self.item_city = self.add_weight(shape=(n_items,), name="item_city", **int_table)
-        self.item_category = self.add_weight(shape=(n_items,), name="item_category", **int_table)
+        add_item_tables(self, n_items)
         self.pretrained = None
         if pretrained_dim:
             self.pretrained = self.add_weight(
@@ -137,11 +134,7 @@ class TwoTower(keras.Model):
 
     def set_item_tables(self, item_city: np.ndarray, item_category: np.ndarray) -> None:
         """Each item's city and category, indexed by item id (-1 or out-of-range values embed as unknown)."""
-        for name, values in (("item_city", item_city), ("item_category", item_category)):
-            v = np.asarray(values)
-            if v.shape != (self.n_items,):
-                raise ValueError(f"`{name}` should have shape ({self.n_items},). Received: shape={v.shape}")
-            getattr(self, name).assign(v.astype(np.int32))
+        assign_item_tables(self, item_city, item_category)
 
     def set_pretrained(self, vectors: np.ndarray) -> None:
         """The frozen pre-trained item vectors [n_items, pretrained_dim], e.g. ``Item2Vec.item_vectors()``."""
@@ -163,21 +156,25 @@ class TwoTower(keras.Model):
         mask = history >= 0
         fields = [self.city_embedding(x[f]) if f in CITY_FIELDS else self.field_embeddings[f](x[f]) for f in USER_FIELDS]
         attended = self.attention(ops.concatenate(fields, axis=-1), self.item_embedding(history), mask)
-        interests = self.interests(self.category_embedding(_lookup(self.item_category, history, -1)), mask)
+        interests = self.interests(self.category_embedding(lookup(self.item_category, history, -1)), mask)
         return self.user_body([*fields, attended, interests], training=training)
 
     def _items(self, ids, cities, categories, training=None):
         ids = ops.cast(ids, "int32")
         fields = [self.item_embedding(ids), self.city_embedding(cities), self.category_embedding(categories)]
         if self.pretrained is not None:
-            fields.append(self.pretrained_projection(_lookup(self.pretrained, ids, 0.0)))
+            fields.append(self.pretrained_projection(lookup(self.pretrained, ids, 0.0)))
         return self.item_body(fields, training=training)
 
     def _items_by_id(self, ids, training=None):
-        return self._items(ids, _lookup(self.item_city, ids, -1), _lookup(self.item_category, ids, -1), training)
+        return self._items(ids, lookup(self.item_city, ids, -1), lookup(self.item_category, ids, -1), training)
 
     def call(self, inputs, training=None):
         return self._users(inputs, training)
+
+    def item_rows(self, ids):
+        """The item vectors of ``ids`` (each in [0, n_items)) from the item tables, as ``item_vectors()`` has them."""
+        return self._items_by_id(ids, training=False)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         ids = ops.cast(x["item_id"], "int32")
@@ -203,8 +200,7 @@ class TwoTower(keras.Model):
 
     def item_vectors(self, batch_size: int = 4096) -> np.ndarray:
         """L2-normalised vectors [n_items, embedding_dim] of every item id, features from the item tables."""
-        if not (ops.convert_to_numpy(self.item_city) >= 0).any():
-            raise ValueError("The item tables are unset (every item_city is -1): call `set_item_tables` first.")
+        check_item_tables(self)
         chunks = np.array_split(np.arange(self.n_items, dtype=np.int32), max(1, -(-self.n_items // batch_size)))
         return np.concatenate([ops.convert_to_numpy(self._items_by_id(c)) for c in chunks]).astype(np.float32)
 
