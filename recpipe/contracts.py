@@ -20,6 +20,7 @@ _TYPES: dict[str, tuple[str, str]] = {
     "bool": ("boolean", "bool"),
     "array<int64>": ("array<bigint>", "list<int64>"),
     "array<float32>": ("array<float>", "list<float32>"),
+    "array<string>": ("array<string>", "list<string>"),
 }
 
 EVENT_TYPES = ("expose", "click", "collect", "apply", "call", "im")
@@ -212,6 +213,8 @@ RECALL_EVAL = Contract(
         "user_id:int64",
         "history:array<int64>",
         "targets:array<int64>",
+        "action_items:array<int64>",
+        "action_events:array<string>",
         "user_city:int32",
         "user_type:int32",
         "device:int32",

@@ -131,21 +131,31 @@ def transform_recall_eval(
     """The recall eval set: users who clicked on the eval day and clicked before it.
 
     Per user: the last ``max_history`` clicks before the day (``user_clicks`` from
-    ``transform_user_clicks``), the day's clicked items, the profile, and the context (hour, weekday,
-    city) of the day's first click, which is what a recall request would carry.
+    ``transform_user_clicks``), the day's clicked items, the day's deeper actions (collect, apply, call,
+    IM) as parallel ``action_items`` / ``action_events`` arrays (one entry per distinct (event, item),
+    ordered by event then item; empty when none), the profile, and the context (hour, weekday, city) of
+    the day's first click, which is what a recall request would carry.
     """
     # Targets and history split at the same instant: staging keeps late events of the day before in D.
-    clicks = eval_events.where((F.col("event") == "click") & (F.col("ts") >= eval_start_ms))
+    today = eval_events.where(F.col("ts") >= eval_start_ms)
+    clicks = today.where(F.col("event") == "click")
     first = clicks.groupBy("user_id").agg(F.min(F.struct("ts", "event_id", "hour", "city_id")).alias("f"))
     targets = clicks.groupBy("user_id").agg(F.sort_array(F.collect_set("item_id")).alias("targets"))
+    deeper = [e for e in contracts.POSITIVE_ACTIONS if e != "click"]
+    actions = today.where(F.col("event").isin(*deeper)).groupBy("user_id")
+    actions = actions.agg(F.sort_array(F.collect_set(F.struct("event", "item_id"))).alias("a"))
     before = F.transform(F.filter("clicks", lambda c: c["ts"] < eval_start_ms), lambda c: c["item"])
     hist = user_clicks.select("user_id", _last(before, max_history).alias("history"))
     out = targets.join(hist.where(F.size("history") > 0), on="user_id", how="inner").join(first, on="user_id", how="inner")
-    out = join_users(out, users)
+    out = join_users(out.join(actions, on="user_id", how="left"), users)
+    none = F.array().cast("array<struct<event:string,item_id:bigint>>")
+    deep = F.coalesce(F.col("a"), none)
     return out.select(
         "user_id",
         F.col("history").cast("array<bigint>").alias("history"),
         "targets",
+        F.transform(deep, lambda a: a["item_id"]).cast("array<bigint>").alias("action_items"),
+        F.transform(deep, lambda a: a["event"]).alias("action_events"),
         F.col("user_city").cast("int").alias("user_city"),
         index_of("user_type", contracts.USER_TYPES).alias("user_type"),
         index_of("user_device", contracts.DEVICES).alias("device"),

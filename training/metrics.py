@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score, roc_curve
@@ -65,22 +65,50 @@ def retrieval_metrics(
     return out
 
 
+def target_positions(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    targets: Mapping[str, Sequence[Sequence[int]]],
+    n_items: int | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Where each user's targets fall in the user's full ranking of all items, for each kind of target.
+
+    ``targets[kind][row]`` are user ``row``'s target items of that kind (e.g. "click", "apply"). For every kind,
+    returns (positions, aucs): each target's 1-based position among the ``n_items`` items (default: the table
+    size; ties count against the target), and each user's AUC, the share of (target, non-target) pairs in which
+    the target scores higher, for the users with targets of that kind (and not every item). Items without a
+    vector (newer than the model) score below every item with one; a target without one is at position
+    ``n_items`` and wins no pair.
+    """
+    n_vec = len(item_vectors)
+    n = max(n_items or n_vec, n_vec)
+    found: dict[str, tuple[list, list]] = {kind: ([], []) for kind in targets}
+    for row, user in enumerate(user_vectors):
+        scores = item_vectors @ user
+        for kind, lists in targets.items():
+            ids = np.unique(np.asarray(lists[row], np.int64))
+            ids = ids[(ids >= 0) & (ids < n)]
+            if not len(ids):
+                continue
+            known = ids[ids < n_vec]
+            wins = scores[None, :] >= scores[known][:, None]  # [targets, items]: scores at least the target's
+            positions, aucs = found[kind]
+            positions.extend(wins.sum(axis=1).tolist() + [n] * (len(ids) - len(known)))
+            if len(ids) < n:
+                is_target = np.zeros(n_vec, bool)
+                is_target[known] = True
+                # Non-targets scored strictly lower: those with a vector, and every one without.
+                beaten = (~wins & ~is_target[None, :]).sum(axis=1) + (n - n_vec) - (len(ids) - len(known))
+                aucs.append(beaten.sum() / (len(ids) * (n - len(ids))))
+    return {kind: (np.asarray(p, np.float64), np.asarray(a, np.float64)) for kind, (p, a) in found.items()}
+
+
 def mean_target_rank(
     user_vectors: np.ndarray, item_vectors: np.ndarray, targets: Sequence[Sequence[int]], n_items: int | None = None
 ) -> float:
-    """Mean 1-based position of each target item in its user's full ranking of all items (ties count against it).
-
-    A target without a vector (newer than the model) ranks last: at ``n_items`` (default: the table size).
-    """
-    ranks = []
-    for row, truth in enumerate(targets):
-        scores = item_vectors @ user_vectors[row]
-        for t in truth:
-            if 0 <= int(t) < len(scores):
-                ranks.append(int((scores >= scores[int(t)]).sum()))
-            else:
-                ranks.append(n_items or len(scores))
-    return float(np.mean(ranks)) if ranks else float("nan")
+    """Mean 1-based position of each target item in its user's full ranking of all items (``target_positions``)."""
+    positions, _ = target_positions(user_vectors, item_vectors, {"all": targets}, n_items)["all"]
+    return float(positions.mean()) if len(positions) else float("nan")
 
 
 def sliced_recall(

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from recpipe import contracts, lake, tables
 from recpipe.config import USER_VECTORS, Config
+from recpipe.tracking import SLICE_SEPARATOR
 from training import metrics
 from training.compute import EpochTimer
 from training.models.item2vec import Item2Vec, Item2VecCBOW
@@ -25,7 +26,8 @@ class RecallEvalSet:
 
     user_ids: np.ndarray
     histories: list[list[int]]
-    targets: list[list[int]]
+    targets: list[list[int]]  # the items each user clicked on the eval day
+    actions: dict[str, list[list[int]]]  # deeper action (collect, apply, call, im) -> each user's items of it that day
     features: dict[str, np.ndarray]  # USER_FEATURES [U] and ``history`` [U, L] padded with -1: tower inputs
     item_category: np.ndarray  # category of each item id (-1 unknown), for the category slices
     n_items: int
@@ -59,7 +61,12 @@ def load_eval_set(cfg: Config, ds: str) -> RecallEvalSet:
     features = {name: ev[name].astype(np.int32) for name in USER_FEATURES}
     features["history"] = pad_lists(histories, cfg.etl.history_max_len)
     targets = [list(t) for t in ev["targets"]]
-    return RecallEvalSet(ev["user_id"], histories, targets, features, item_category, n_items, pop["item_id"][order], oracle)
+    actions = {e: [[] for _ in targets] for e in contracts.POSITIVE_ACTIONS if e != "click"}
+    for row, (items, events) in enumerate(zip(ev["action_items"], ev["action_events"], strict=True)):
+        for item, event in zip(items, events, strict=True):
+            actions[event][row].append(int(item))
+    popular = pop["item_id"][order]
+    return RecallEvalSet(ev["user_id"], histories, targets, actions, features, item_category, n_items, popular, oracle)
 
 
 def history_weights(n: int, scheme: str = "mean", half_life: float = 1.0) -> np.ndarray:
@@ -113,9 +120,32 @@ def evaluate_queries(cfg: Config, queries: np.ndarray, item_vectors: np.ndarray,
     recs = metrics.top_k(queries, item_vectors, max(ks), exclude=exclude)
     # Denominators from the eval day's catalogue, so a champion with an older, shorter table compares fairly.
     out = metrics.retrieval_metrics(list(recs), eval_set.targets, ks, eval_set.n_items)
-    out["mean_target_rank"] = metrics.mean_target_rank(queries, item_vectors, eval_set.targets, eval_set.n_items)
+    out.update(position_metrics(queries, item_vectors, eval_set))
     k = cfg.recall_eval.slice_k
     out.update(metrics.sliced_recall(list(recs), eval_set.targets, k, eval_set.features["user_city"], eval_set.item_category))
+    return out
+
+
+def position_metrics(queries: np.ndarray, item_vectors: np.ndarray, eval_set: RecallEvalSet) -> dict[str, float]:
+    """Where the targets fall in each user's full ranking, per behaviour (``metrics.target_positions``).
+
+    ``mean_target_rank`` and ``recall_auc`` are the clicks' (mean position; mean per-user AUC of the clicked
+    items against the rest). The slices ``mean_target_rank__event_<e>`` and ``recall_auc__event_<e>``, with
+    ``rows__event_<e>`` targets behind each, give the same for each behaviour of the day: click, and every deeper
+    action (collect, apply, call, im) that some eval user took; an item a user acted on ranking higher than
+    the ones only clicked is what a model trained with the cost weights should show.
+    """
+    kinds = {"click": eval_set.targets, **{e: lists for e, lists in eval_set.actions.items() if any(lists)}}
+    found = metrics.target_positions(queries, item_vectors, kinds, eval_set.n_items)
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if len(values) else float("nan")
+
+    out = {"mean_target_rank": mean(found["click"][0]), "recall_auc": mean(found["click"][1])}
+    for kind, (positions, aucs) in found.items():
+        label = f"{SLICE_SEPARATOR}event_{kind}"
+        out[f"mean_target_rank{label}"], out[f"recall_auc{label}"] = mean(positions), mean(aucs)
+        out[f"rows{label}"] = float(len(positions))
     return out
 
 
@@ -130,7 +160,7 @@ def evaluate_vectors(cfg: Config, item_vectors: np.ndarray, eval_set: RecallEval
 
 
 def evaluate_lists(cfg: Config, lists: Mapping[int, Sequence[Sequence[int]]], eval_set: RecallEvalSet) -> dict[str, float]:
-    """The metrics of ``evaluate_queries`` except ``mean_target_rank``, from ranked lists: ``lists[k]`` holds each
+    """The metrics of ``evaluate_queries`` except the positions (``position_metrics``), from ranked lists: ``lists[k]`` holds each
     eval user's top-k list for every k of the evaluation (one ranking cut at each k is fine too)."""
     ks = _ks(cfg)
     missing = sorted(set(ks) - set(lists))

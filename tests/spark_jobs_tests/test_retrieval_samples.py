@@ -111,6 +111,11 @@ def test_recall_eval_users_history_before_the_day_and_first_click_context(spark)
             {"ds": EVAL_DS, "ts": T0 + 5_000, "item_id": 7, "hour": 0, "city_id": 2},  # the first click
             {"ds": EVAL_DS, "ts": T0 + 3_600_000 * 6, "item_id": 7, "hour": 6},
             {"ds": EVAL_DS, "ts": T0 + 1, "item_id": 9, "event": "collect", "hour": 0, "city_id": 9},  # not a click
+            {"ds": EVAL_DS, "ts": T0 + 3_600_000 * 5 + 9, "item_id": 8, "event": "apply"},  # deeper actions
+            {"ds": EVAL_DS, "ts": T0 + 3_600_000 * 5 + 19, "item_id": 8, "event": "apply"},  # the same again
+            {"ds": EVAL_DS, "ts": T0 + 3_600_000 * 5 + 29, "item_id": 8, "event": "call"},
+            {"ds": EVAL_DS, "ts": T0 - 50_000, "item_id": 3, "event": "im"},  # before the day: not a target
+            {"ds": EVAL_DS, "ts": T0 + 3_600_000 * 5 + 9, "item_id": 8, "event": "apply", "user_id": 2},  # no click
             {"ds": EVAL_DS, "ts": T0 + 7, "item_id": 9, "user_id": 3},  # user 3: a click but no history
             {"ds": EVAL_DS, "ts": T0 - 60_000, "item_id": 3},  # late event of the day before: history, not a target
         ],
@@ -121,5 +126,6 @@ def test_recall_eval_users_history_before_the_day_and_first_click_context(spark)
     assert out.columns == contracts.RECALL_EVAL.columns
     assert [r.asDict() for r in out.collect()] == [
         {"user_id": 1, "history": [2, 3], "targets": [7, 8], "user_city": 5, "user_type": 0, "device": 2}
+        | {"action_items": [8, 8, 9], "action_events": ["apply", "call", "collect"]}
         | {"hour": 0, "weekday": 1, "city_id": 2}
     ]

@@ -160,7 +160,7 @@ def test_multi_line_recommendations_by_hand():
 def _eval_set(histories, targets, item_category, user_city):
     n = len(item_category)
     features = {"user_city": np.asarray(user_city, np.int32)}
-    return recall.RecallEvalSet(np.arange(len(targets)), histories, targets, features, item_category, n, np.arange(n), {})
+    return recall.RecallEvalSet(np.arange(len(targets)), histories, targets, {}, features, item_category, n, np.arange(n), {})
 
 
 def test_evaluate_lists_scores_each_k_from_its_own_list(cfg):
@@ -228,7 +228,8 @@ def _write(cfg, contract, rows: dict):
         lake.write_text(uri, "part-0.json", "\n".join(lines) + "\n")
     else:
         Path(lake.local_path(uri)).mkdir(parents=True)
-        kinds = {c.name: pa.list_(pa.int64()) if c.type == "array<int64>" else pa.type_for_alias(c.type) for c in contract.schema}
+        kinds = {c.name: pa.type_for_alias(c.type.removeprefix("array<").removesuffix(">")) for c in contract.schema}
+        kinds |= {c.name: pa.list_(kinds[c.name]) for c in contract.schema if c.type.startswith("array<")}
         pq.write_table(pa.table({k: pa.array(v, kinds[k]) for k, v in rows.items()}), f"{lake.local_path(uri)}/part-0.parquet")
     lake.write_text(uri, lake.SUCCESS, "")
 
@@ -249,6 +250,8 @@ def _small_lake(cfg):
         "user_id": [1, 2, 3, 4],
         "history": [[0, 1, 2], [5, 6, 7, 15, 16, 17], [10, 11, 12], [0, 1, 2, 15, 16, 17]],
         "targets": [[3, 4], [8, 9, 18, 19], [13, 14], [3, 18]],
+        "action_items": [[3], [], [13, 14], []],  # users 1 and 3 applied for some of the items they clicked
+        "action_events": [["apply"], [], ["apply", "call"], []],
     }
     users.update({name: [0, 0, 1, 1] for name in recall.USER_FEATURES})
     _write(cfg, contracts.RECALL_EVAL, users)
@@ -285,9 +288,15 @@ def test_train_runs_cbow_with_multi_line_recall_and_logs_both_metrics(cfg):
     np.testing.assert_array_equal(logged_queries["user_id"], eval_set.user_ids)
     np.testing.assert_array_equal(logged_queries["user_city"], eval_set.features["user_city"])
     single = recall.evaluate_queries(run_cfg, queries, items, eval_set)
-    assert {f"single_{k}": v for k, v in single.items() if k != "mean_target_rank"} == {
+    positions = recall.position_metrics(queries, items, eval_set)  # from the single vector: a list has no full ranking
+    assert {f"single_{k}": v for k, v in single.items() if k not in positions} == {
         k: v for k, v in got.items() if k.startswith("single_")
     }
+    assert {k: got[k] for k in positions} == positions
+    # Per behaviour: 2 + 4 + 2 + 2 clicked items, 2 applied for (users 1 and 3), 1 called about.
+    assert (got["rows__event_click"], got["rows__event_apply"], got["rows__event_call"]) == (10.0, 2.0, 1.0)
+    assert "rows__event_im" not in got  # nobody sent an IM that day
+    assert 0.0 <= got["recall_auc__event_apply"] <= 1.0 and got["recall_auc"] == got["recall_auc__event_click"]
     # The champion path (training.evaluate) scores the same lists under the same names.
     assert recall.evaluate_vectors(run_cfg, items, eval_set) == {k: got[k] for k in single}
     # The item-kNN reference is measured on the same users, beside popularity.

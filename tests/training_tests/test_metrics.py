@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from training.metrics import mean_target_rank, ranking_metrics, recall_metrics, retrieval_metrics, sliced_recall, top_k
+from training.metrics import (
+    mean_target_rank,
+    ranking_metrics,
+    recall_metrics,
+    retrieval_metrics,
+    sliced_recall,
+    target_positions,
+    top_k,
+)
 
 
 def test_recall_and_hit_rate_by_hand():
@@ -41,6 +49,27 @@ def test_retrieval_metrics_ndcg_coverage_by_hand():
     ideal = 1 + 1 / np.log2(3)
     assert m["ndcg_at_2"] == pytest.approx(((1 / np.log2(3)) / ideal + 0) / 2)
     assert m["coverage_at_2"] == pytest.approx(4 / 10) and m["coverage_at_4"] == pytest.approx(5 / 10)
+
+
+def test_target_positions_and_recall_auc_by_hand():
+    items = np.array([[5.0], [4.0], [3.0], [2.0], [1.0]])  # 5 vectors; the catalogue has 7 items (5 and 6 are new)
+    users = np.array([[1.0], [-1.0], [0.0]])
+    targets = {
+        "click": [[1, 3, 99], [4], [0]],  # 99 is outside the catalogue: ignored
+        "apply": [[6], [], []],  # item 6 has no vector
+    }
+    found = target_positions(users, items, targets, n_items=7)
+    positions, aucs = found["click"]
+    # User 0 scores 5, 4, 3, 2, 1: item 1 is 2nd, item 3 is 4th; of the 5 non-targets (0, 2, 4, 5, 6) item 1
+    # beats 2, 4, 5, 6 and item 3 beats 4, 5, 6: 7 of 10 pairs. User 1 scores -5..-1: item 4 is 1st and beats the
+    # other 4 with vectors and the 2 without. User 2 scores every item 0: ties count against item 0 (5th), which
+    # beats only the 2 items without a vector.
+    np.testing.assert_array_equal(positions, [2, 4, 1, 5])
+    np.testing.assert_allclose(aucs, [0.7, 1.0, 2 / 6])
+    positions, aucs = found["apply"]
+    np.testing.assert_array_equal(positions, [7])  # no vector: last
+    np.testing.assert_allclose(aucs, [0.0])  # only user 0 has an apply target
+    assert mean_target_rank(users, items, targets["click"], n_items=7) == pytest.approx(3.0)
 
 
 def test_mean_target_rank_and_slices():
